@@ -1,0 +1,1 @@
+"""BillingLibrary's keyword components, one per domain of the billing API."""
