@@ -64,19 +64,7 @@ lint: setup
 	$(VENV)/bin/robocop format --check --diff suites resources
 
 docs: setup
-	@mkdir -p results/docs
-	@for lib in $$(ls -d libraries/*Library); do \
-		name=$$(basename $$lib); \
-		PYTHONPATH=libraries $(PY) -m robot.libdoc --quiet "$$name::base_url=http://127.0.0.1" \
-			results/docs/$$name.html 2>/dev/null || \
-		PYTHONPATH=libraries $(PY) -m robot.libdoc --quiet $$name results/docs/$$name.html || exit 1; \
-		echo "results/docs/$$name.html"; \
-	done
-	@for res in resources/*.resource; do \
-		name=$$(basename $$res .resource); \
-		PYTHONPATH=libraries $(PY) -m robot.libdoc --quiet $$res results/docs/$$name.resource.html || exit 1; \
-		echo "results/docs/$$name.resource.html"; \
-	done
+	$(PY) tools/docs.py
 
 bench: setup
 	$(PY) -m bench --processes $(PROCESSES)

@@ -273,12 +273,14 @@ def ensure_postgres_database(url: str) -> None:
             f"PostgreSQL at {parsed.host}:{parsed.port or 5432} is not reachable ({error}). Start it, "
             "or use the default SQLite lab (variables/lab.yaml)."
         ) from None
-    connection.autocommit = True
-    with connection, connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (parsed.database,))
-        if cursor.fetchone() is None:
-            cursor.execute(f'CREATE DATABASE "{parsed.database}"')
-    connection.close()
+    connection.autocommit = True  # CREATE DATABASE cannot run in a transaction block
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (parsed.database,))
+            if cursor.fetchone() is None:
+                cursor.execute(f'CREATE DATABASE "{parsed.database}"')
+    finally:
+        connection.close()
 
 
 def _healthy(check: HealthCheck) -> bool:

@@ -35,7 +35,9 @@ def summarise(output: Path, elapsed: float | None = None, processes: int | None 
     stats = result.statistics.total
     how = f" with {processes} processes" if processes else ""
     took = f" in {elapsed:.1f} s" if elapsed is not None else ""
-    lines.append(f"{len(tests)} tests{how}{took}: {stats.passed} passed, {stats.failed} failed, {stats.skipped} skipped")
+    lines.append(
+        f"{len(tests)} tests{how}{took}: {stats.passed} passed, {stats.failed} failed, {stats.skipped} skipped"
+    )
     for tag, label in PHASES.items():
         tagged = [t for t in tests if tag in t.tags]
         if tagged:

@@ -8,16 +8,15 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import uvicorn
 from assertionengine import AssertionOperator
-
 from BillingLibrary import BillingApiError, BillingLibrary, BillingUnreachableError
 from BillingLibrary.context import BillingContext, Operation
 from BillingLibrary.keywords.base import money
 from BillingLibrary.keywords.operations import OperationKeywords, _check_rejection
+
 from lab.billing.app import create_app
 
 TOKEN = "unit-test-token-5e1f"
@@ -52,7 +51,9 @@ def library(base_url: str) -> BillingLibrary:
 
 
 def _customer(library: BillingLibrary, tag: str) -> dict:
-    return library.create_customer("Ann", f"ann-{tag}-{time.time_ns()}@example.com", f"+2547{time.time_ns() % 10**9:09d}")
+    return library.create_customer(
+        "Ann", f"ann-{tag}-{time.time_ns()}@example.com", f"+2547{time.time_ns() % 10**9:09d}"
+    )
 
 
 def test_keywords_speak_the_api(library: BillingLibrary) -> None:

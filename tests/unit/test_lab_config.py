@@ -43,7 +43,7 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
 
 def test_unknown_program_lists_the_known_ones() -> None:
-    with pytest.raises(LabConfigError, match="no program 'kamailio'. Known programs: billing"):
+    with pytest.raises(LabConfigError, match=r"no program 'kamailio'\. Known programs: billing"):
         load().program("kamailio")
 
 

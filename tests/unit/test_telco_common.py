@@ -15,8 +15,16 @@ from telco_common.waiting import as_type_of
 
 def test_retry_assertion_returns_once_the_value_matches() -> None:
     values = itertools.count()
-    assert retry_assertion(lambda: next(values), AssertionOperator[">="], 3, timeout=timedelta(seconds=2),
-                           interval=timedelta(milliseconds=1)) >= 3
+    assert (
+        retry_assertion(
+            lambda: next(values),
+            AssertionOperator[">="],
+            3,
+            timeout=timedelta(seconds=2),
+            interval=timedelta(milliseconds=1),
+        )
+        >= 3
+    )
 
 
 def test_retry_assertion_without_operator_reads_once() -> None:
@@ -26,8 +34,13 @@ def test_retry_assertion_without_operator_reads_once() -> None:
 
 def test_retry_assertion_failure_quotes_both_sides_and_the_wait() -> None:
     with pytest.raises(AssertionError) as caught:
-        retry_assertion(lambda: "UNDELIV", AssertionOperator["=="], "DELIVRD", timeout=timedelta(milliseconds=200),
-                        message="Receipt state")
+        retry_assertion(
+            lambda: "UNDELIV",
+            AssertionOperator["=="],
+            "DELIVRD",
+            timeout=timedelta(milliseconds=200),
+            message="Receipt state",
+        )
     text = str(caught.value)
     assert "UNDELIV" in text
     assert "DELIVRD" in text
@@ -45,7 +58,10 @@ def test_wait_until_names_the_last_error() -> None:
 def test_redact_hides_every_secret() -> None:
     assert redact("user=a pass=s3cret key=k3y", ["s3cret", "k3y", None, ""]) == "user=a pass=*** key=***"
     assert masked_headers({"Authorization": "Bearer x", "apikey": "k", "Accept": "json"}) == {
-        "Authorization": "***", "apikey": "***", "Accept": "json"}
+        "Authorization": "***",
+        "apikey": "***",
+        "Accept": "json",
+    }
 
 
 def test_namespace_names_differ_between_workers_runs_and_calls() -> None:

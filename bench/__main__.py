@@ -1,0 +1,64 @@
+"""``python -m bench``: start the lab, measure, stop the lab, print and save the figures.
+
+Figures are medians, percentiles and ratios measured side by side in this one run (the machines are shared
+and noisy: compare ratios, not absolute numbers across runs). Results go to ``results/bench/bench.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "libraries"))
+
+from bench.billing import keyword_latency
+from bench.runs import suite_wall_time
+from lab.config import load
+from lab.supervisor import Lab
+
+OUT = Path(__file__).resolve().parent.parent / "results" / "bench"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--variables", default="variables/lab.yaml")
+    parser.add_argument("--rounds", type=int, default=60, help="purchases per keyword-latency run")
+    parser.add_argument("--skip-suites", action="store_true", help="skip the serial-vs-pabot wall-time run")
+    args = parser.parse_args()
+    lab = Lab(load(args.variables))
+    figures: dict[str, Any] = {}
+    try:
+        lab.up()
+        figures["billing_keyword_latency"] = keyword_latency(args.variables, args.rounds)
+        if not args.skip_suites:
+            figures["suite_wall_time"] = suite_wall_time(args.variables, max(2, args.processes))
+    finally:
+        lab.down()
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "bench.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    sys.stdout.write(render(figures) + f"\nSaved to {OUT / 'bench.json'}\n")
+    return 0
+
+
+def render(figures: dict[str, Any]) -> str:
+    lines = [
+        "BillingLibrary keyword latency against the lab (one HTTP call each):",
+        f"  {'keyword':<28} {'n':>4} {'median ms':>10} {'p95 ms':>8} {'max ms':>8}",
+    ]
+    for name, row in figures.get("billing_keyword_latency", {}).items():
+        lines.append(f"  {name:<28} {row['n']:>4} {row['median_ms']:>10} {row['p95_ms']:>8} {row['max_ms']:>8}")
+    run = figures.get("suite_wall_time")
+    if run:
+        lines.append(
+            f"All suites: serial robot {run['serial_s']} s, pabot ({run['processes']} processes) "
+            f"{run['pabot_s']} s: {run['speed_up']}x"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
