@@ -128,6 +128,8 @@ class Lab:
         self._rpc().supervisor.signalProcess(name, "KILL")
         if not _wait_for(lambda: not _alive(pid), timedelta(seconds=10)):
             raise LabError(f"Program '{name}' (PID {pid}) survived SIGKILL for 10 s.")
+        # supervisord reaps the child on its next tick; report the kill once it has seen it
+        _wait_for(lambda: self._rpc().supervisor.getProcessInfo(name)["statename"] != "RUNNING", timedelta(seconds=5))
         return pid
 
     def restart(self, name: str, timeout: timedelta = timedelta(seconds=30)) -> None:
