@@ -6,8 +6,10 @@ decides both where a stand-in listens and where the tests look for it.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,12 +43,16 @@ class HealthCheck:
 
 @dataclass(frozen=True)
 class Program:
-    """One stand-in: its command, environment and readiness check."""
+    """One stand-in: its command, environment, readiness check, and files the lab writes for it (mode 600).
+
+    ``{run_dir}`` in the command stands for the lab's run directory, where those files are written.
+    """
 
     name: str
     command: list[str]
     environment: dict[str, str] = field(default_factory=dict)
     health: HealthCheck = field(default_factory=HealthCheck)
+    files: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,11 +85,17 @@ def load(variables_file: str | Path | None = None) -> LabConfig:
     except FileNotFoundError:
         raise LabConfigError(f"Variables file '{path}' does not exist. Pass an existing file.") from None
     supervisor_host, supervisor_port = _host_port(_required(values, "LAB_SUPERVISOR_URL", path), path)
+    wanted = values.get("LAB_PROGRAMS") or ["billing"]
+    unknown = [name for name in wanted if name not in PROGRAMS]
+    if unknown:
+        raise LabConfigError(
+            f"LAB_PROGRAMS in '{path}' names unknown programs {unknown}. Known: {', '.join(PROGRAMS)}."
+        )
     return LabConfig(
         variables_file=path,
         supervisor_host=supervisor_host,
         supervisor_port=supervisor_port,
-        programs=[_billing(values, path)],
+        programs=[PROGRAMS[name](values, path) for name in wanted],
     )
 
 
@@ -101,6 +113,93 @@ def _billing(values: dict[str, Any], path: Path) -> Program:
         environment=environment,
         health=HealthCheck(http=f"http://{host}:{port}/health"),
     )
+
+
+def _carrier(name: str, port_key: str, control_key: str) -> Callable[[dict[str, Any], Path], Program]:
+    """An upstream carrier SMSC simulator (SmppLibrary's carrier) that the SMS gateway binds to."""
+
+    def build(values: dict[str, Any], path: Path) -> Program:
+        control_host, control_port = _host_port(_required(values, control_key, path), path)
+        port = int(_required(values, port_key, path))
+        account = {
+            str(_required(values, "LAB_CARRIER_SYSTEM_ID", path)): str(_required(values, "LAB_CARRIER_PASSWORD", path))
+        }
+        accounts_file = f"{name}-accounts.json"
+        return Program(
+            name=name,
+            command=[
+                sys.executable,
+                "-m",
+                "SmppLibrary.carrier",
+                "--host",
+                control_host,
+                "--port",
+                str(port),
+                "--control-port",
+                str(control_port),
+                "--accounts-file",
+                f"{{run_dir}}/{accounts_file}",
+                "--system-id",
+                name,
+            ],
+            environment={"PYTHONPATH": str(ROOT / "libraries")},
+            health=HealthCheck(http=f"http://{control_host}:{control_port}/health"),
+            files={accounts_file: json.dumps(account)},
+        )
+
+    return build
+
+
+def _sms_gateway(values: dict[str, Any], path: Path) -> Program:
+    """The SMS gateway stand-in (Jasmin's role): customer SMPP binds, HTTP send API, routes to the carriers."""
+    host = str(_required(values, "SMPP_HOST", path))
+    _host_port(f"smpp://{host}:1", path)
+    http_host, http_port = _host_port(_required(values, "SMS_HTTP_URL", path), path)
+    accounts = _required(values, "SMPP_ACCOUNTS", path)
+    users: dict[str, dict[str, Any]] = {
+        str(account["system_id"]): {"password": str(account["password"]), "throughput": 0} for account in accounts
+    }
+    users[str(_required(values, "SMPP_THROTTLED_SYSTEM_ID", path))] = {
+        "password": str(_required(values, "SMPP_THROTTLED_PASSWORD", path)),
+        "throughput": float(_required(values, "SMPP_THROTTLED_RATE", path)),
+    }
+    upstream = {
+        "host": host,
+        "system_id": str(_required(values, "LAB_CARRIER_SYSTEM_ID", path)),
+        "password": str(_required(values, "LAB_CARRIER_PASSWORD", path)),
+    }
+    config = {
+        "host": host,
+        "smpp_port": int(_required(values, "SMPP_PORT", path)),
+        "http_port": http_port,
+        "users": users,
+        "connectors": {
+            "carrier-a": {**upstream, "port": int(_required(values, "LAB_CARRIER_SMPP_PORT", path))},
+            "carrier-b": {**upstream, "port": int(_required(values, "LAB_OUTAGE_CARRIER_SMPP_PORT", path))},
+        },
+        "mt_routes": [
+            {"prefix": str(_required(values, "SMS_OUTAGE_PREFIX", path)), "connector": "carrier-b"},
+            {"prefix": "", "connector": "carrier-a"},
+        ],
+        "mo_routes": [{"prefix": str(account["numbers"]), "user": str(account["system_id"])} for account in accounts],
+        "mo_user": str(accounts[0]["system_id"]),
+        "queue": str(ROOT / str(_required(values, "LAB_SMSGW_QUEUE", path))),
+    }
+    return Program(
+        name="smsgw",
+        command=[sys.executable, "-m", "lab.smsgw", "--config", "{run_dir}/smsgw.json"],
+        environment={"PYTHONPATH": str(ROOT / "libraries")},
+        health=HealthCheck(http=f"http://{http_host}:{http_port}/ping"),
+        files={"smsgw.json": json.dumps(config, indent=2)},
+    )
+
+
+PROGRAMS: dict[str, Callable[[dict[str, Any], Path], Program]] = {
+    "billing": _billing,
+    "carrier": _carrier("carrier", "LAB_CARRIER_SMPP_PORT", "CARRIER_CONTROL_URL"),
+    "outage-carrier": _carrier("outage-carrier", "LAB_OUTAGE_CARRIER_SMPP_PORT", "OUTAGE_CARRIER_CONTROL_URL"),
+    "smsgw": _sms_gateway,
+}
 
 
 def _required(values: dict[str, Any], name: str, path: Path) -> Any:

@@ -57,6 +57,7 @@ class Lab:
         """Start supervisord (unless it already runs) and every program; return once all are healthy."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._prepare_databases()
+        self._write_program_files()
         if not self._rpc_answers():
             self._stop_orphans()
             self._check_port_free(self.config.supervisor_host, self.config.supervisor_port, "supervisord")
@@ -213,6 +214,13 @@ class Lab:
             if url.startswith("postgresql"):
                 ensure_postgres_database(url)
 
+    def _write_program_files(self) -> None:
+        for program in self.config.programs:
+            for name, content in program.files.items():
+                target = self.run_dir / name
+                target.write_text(content, encoding="utf-8")
+                target.chmod(0o600)  # may hold passwords
+
     def _write_conf(self) -> None:
         lines = [
             "[supervisord]",
@@ -234,7 +242,7 @@ class Lab:
             environment = {**program.environment, RUN_MARKER: str(self.run_dir), "PYTHONUNBUFFERED": "1"}
             lines += [
                 f"[program:{program.name}]",
-                "command=" + " ".join(_quote(part) for part in program.command),
+                "command=" + " ".join(_quote(part.replace("{run_dir}", str(self.run_dir))) for part in program.command),
                 f"directory={ROOT}",
                 "environment=" + ",".join(f'{key}="{_escape(value)}"' for key, value in environment.items()),
                 "autostart=true",

@@ -13,6 +13,7 @@ from robotlibcore import DynamicCore
 from SmppLibrary.context import SmppContext
 from SmppLibrary.errors import CarrierError, SmppConnectionError, SmppError, SmppStatusError
 from SmppLibrary.keywords import BindKeywords, BulkKeywords, CarrierKeywords, DeliveryKeywords, SubmitKeywords
+from SmppLibrary.keywords.http_api import HttpApiKeywords
 
 __version__ = "0.1.0"
 __all__ = ["CarrierError", "SmppConnectionError", "SmppError", "SmppLibrary", "SmppStatusError"]
@@ -134,5 +135,6 @@ class SmppLibrary(DynamicCore):
             DeliveryKeywords(self.ctx),
             BulkKeywords(self.ctx),
             CarrierKeywords(self.ctx),
+            HttpApiKeywords(self.ctx),
         ]
         DynamicCore.__init__(self, components)

@@ -46,7 +46,19 @@ class TestDataLibrary:
         """Returns an E.164 number (``+`` country code and 12 more digits) that no other test uses."""
         if not country_code.isdigit() or not 1 <= len(country_code) <= 3:
             raise ValueError(f"Country code '{country_code}' must be 1 to 3 digits, e.g. 254.")
-        return f"+{country_code}{self._namespace.digits(12)}"
+        return f"+{self.get_unique_msisdn(country_code)}"
+
+    @keyword(name="Get Unique MSISDN")
+    def get_unique_msisdn(self, prefix: str = "254") -> str:
+        """Returns a subscriber number as SMPP and Jasmin write it: digits only, ``prefix`` then 12 more.
+
+        The ``prefix`` (a country code, or a routing prefix such as ``999``) is 1 to 3 digits.
+
+        | ${msisdn}= | `Get Unique MSISDN` | 254 |
+        """
+        if not prefix.isdigit() or not 1 <= len(prefix) <= 3:
+            raise ValueError(f"MSISDN prefix '{prefix}' must be 1 to 3 digits, e.g. 254.")
+        return f"{prefix}{self._namespace.digits(12)}"
 
     @keyword
     def get_unique_router_address(self) -> str:
