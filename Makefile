@@ -11,13 +11,15 @@ VARS ?= variables/lab.yaml
 N ?= 5
 export PY
 
-.PHONY: help setup demo test unit suites lint docs bench phase realstack lab-up lab-down lab-status clean
+.PHONY: help setup demo test unit suites lint docs bench phase realstack lab-up lab-down lab-status clean \
+	jasmin-up jasmin-down jasmin-status
 
 help:
 	@echo "make demo        set up, start the lab, run every suite with pabot, write results/, stop the lab"
 	@echo "make test        set up, unit tests, the suites against the lab, the real-stack checks, lint"
 	@echo "make phase N=5   one weekly phase (1 voice-SMS, 2 API, 3 failover+security, 4 performance, 5 full system)"
 	@echo "make lint | docs | bench | realstack | lab-up | lab-down | lab-status | clean"
+	@echo "make jasmin-up | jasmin-down | jasmin-status   real Jasmin 0.11.0 (the real-stack SMS gateway)"
 
 # --- set-up: a venv with the pinned requirements, re-installed when they change -----------------
 setup: $(STAMP)
@@ -78,5 +80,13 @@ lab-down:
 lab-status: setup
 	$(PY) -m lab status --variables $(VARS)
 
-clean: lab-down
+# --- real Jasmin by hand (the real-stack profile's SMS gateway) ----------------------------------
+jasmin-up: setup
+	$(PY) -m realstack.jasmin up --variables variables/realstack.yaml
+jasmin-down:
+	@test -x $(PY) && $(PY) -m realstack.jasmin down || true
+jasmin-status: setup
+	$(PY) -m realstack.jasmin status --variables variables/realstack.yaml
+
+clean: lab-down jasmin-down
 	rm -rf results/* .pytest_cache .mypy_cache .ruff_cache

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "libraries"))
 
 from bench.billing import keyword_latency
 from bench.runs import suite_wall_time
+from bench.smpp import smpp_figures
 from lab.config import load
 from lab.supervisor import Lab
 
@@ -29,11 +30,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=60, help="purchases per keyword-latency run")
     parser.add_argument("--skip-suites", action="store_true", help="skip the serial-vs-pabot wall-time run")
     args = parser.parse_args()
-    lab = Lab(load(args.variables))
+    config = load(args.variables)
+    lab = Lab(config)
     figures: dict[str, Any] = {}
     try:
         lab.up()
         figures["billing_keyword_latency"] = keyword_latency(args.variables, args.rounds)
+        if any(program.name == "smsgw" for program in config.programs):
+            figures["smpp"] = smpp_figures(args.variables)
         if not args.skip_suites:
             figures["suite_wall_time"] = suite_wall_time(args.variables, max(2, args.processes))
     finally:
@@ -51,6 +55,20 @@ def render(figures: dict[str, Any]) -> str:
     ]
     for name, row in figures.get("billing_keyword_latency", {}).items():
         lines.append(f"  {name:<28} {row['n']:>4} {row['median_ms']:>10} {row['p95_ms']:>8} {row['max_ms']:>8}")
+    smpp = figures.get("smpp")
+    if smpp:
+        latency = smpp["receipt_latency"]
+        lines += [
+            f"SMPP over one bind to the lab gateway, {smpp['messages']} submits each:",
+            f"  bare smpplib, wait for each response   {smpp['bare_smpplib_wait_each_per_s']:>8} msg/s",
+            f"  Submit SMS, wait for each response     {smpp['library_wait_each_per_s']:>8} msg/s "
+            f"({smpp['library_vs_bare']}x bare)",
+            f"  Submit Bulk SMS, window 10             {smpp['library_window_10_per_s']:>8} msg/s",
+            f"  Submit Bulk SMS, window 50             {smpp['library_window_50_per_s']:>8} msg/s "
+            f"({smpp['window_50_vs_wait_each']}x wait-each, {smpp['window_50_failed']} failed)",
+            f"  submit to DELIVRD receipt: median {latency['median_ms']} ms, p95 {latency['p95_ms']} ms "
+            f"(n={latency['n']})",
+        ]
     run = figures.get("suite_wall_time")
     if run:
         lines.append(

@@ -52,12 +52,13 @@ class TestDataLibrary:
     def get_unique_msisdn(self, prefix: str = "254") -> str:
         """Returns a subscriber number as SMPP and Jasmin write it: digits only, ``prefix`` then 12 more.
 
-        The ``prefix`` (a country code, or a routing prefix such as ``999``) is 1 to 3 digits.
+        The ``prefix`` (a country code, a routing prefix such as ``999``, or the start of a number range
+        such as ``25410``) is 1 to 8 digits, so the number has at most 20 digits (SMPP's limit).
 
         | ${msisdn}= | `Get Unique MSISDN` | 254 |
         """
-        if not prefix.isdigit() or not 1 <= len(prefix) <= 3:
-            raise ValueError(f"MSISDN prefix '{prefix}' must be 1 to 3 digits, e.g. 254.")
+        if not prefix.isdigit() or not 1 <= len(prefix) <= 8:
+            raise ValueError(f"MSISDN prefix '{prefix}' must be 1 to 8 digits, e.g. 254.")
         return f"{prefix}{self._namespace.digits(12)}"
 
     @keyword

@@ -94,3 +94,13 @@ def test_serial_run_is_named_s(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_text_expected_is_read_as_the_actual_type(value: object, expected: str, converted: object) -> None:
     assert as_type_of(value, expected) == converted
     assert type(as_type_of(value, expected)) is type(converted)
+
+
+def test_msisdn_prefixes_up_to_eight_digits() -> None:
+    from TestDataLibrary import TestDataLibrary
+
+    data = TestDataLibrary()
+    assert data.get_unique_msisdn("25410").startswith("25410")
+    assert len(data.get_unique_msisdn("12345678")) == 20
+    with pytest.raises(ValueError, match="must be 1 to 8 digits"):
+        data.get_unique_msisdn("123456789")
