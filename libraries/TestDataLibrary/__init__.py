@@ -7,6 +7,7 @@ import ipaddress
 from decimal import Decimal
 
 from robot.api.deco import keyword, library
+from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 from telco_common import TestDataNamespace
 
 __version__ = "0.1.0"
@@ -29,7 +30,14 @@ class TestDataLibrary:
     __test__ = False
 
     def __init__(self) -> None:
-        self._namespace = TestDataNamespace()
+        self._created: TestDataNamespace | None = None
+
+    @property
+    def _namespace(self) -> TestDataNamespace:
+        # made on first use, when Robot's variables are there: pabot passes its worker as a variable
+        if self._created is None:
+            self._created = TestDataNamespace(worker=_pabot_worker())
+        return self._created
 
     @keyword
     def get_unique_name(self, label: str = "test") -> str:
@@ -84,3 +92,11 @@ class TestDataLibrary:
         if cents != cents.to_integral_value():
             raise ValueError(f"Amount '{amount}' has more than two decimal places.")
         return int(cents)
+
+
+def _pabot_worker() -> str | None:
+    try:
+        value = BuiltIn().get_variable_value("${PABOTQUEUEINDEX}")
+    except RobotNotRunningError:
+        return None
+    return None if value is None else str(value)

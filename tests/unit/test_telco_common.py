@@ -80,6 +80,13 @@ def test_namespace_digits_are_unique_and_sized() -> None:
         namespace.digits(8)
 
 
+def test_numbers_differ_between_runs_and_concurrent_workers() -> None:
+    earlier = TestDataNamespace("1", started=1_700_000_000)
+    later = TestDataNamespace("1", started=1_700_000_001)
+    other_worker = TestDataNamespace("2", started=1_700_000_000)
+    assert len({earlier.digits(12), later.digits(12), other_worker.digits(12)}) == 3
+
+
 def test_serial_run_is_named_s(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PABOTQUEUEINDEX", raising=False)
     assert TestDataNamespace().worker == "s"

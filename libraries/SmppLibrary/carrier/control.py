@@ -7,8 +7,11 @@ Endpoints (all JSON):
 | DELETE /submits    | forget recorded submits and deliveries                                    |
 | GET    /deliveries | every deliver_sm sent or queued (receipts and MO)                         |
 | GET    /binds      | current binds                                                             |
-| GET    /behaviour  | how the carrier answers                                                   |
+| GET    /behaviour  | how the carrier answers (``?destination=N``: what a submit to N gets)     |
 | PUT    /behaviour  | change it: submit_status, latency, dlr_state, dlr_delay, dlr_error, ...  |
+|                    | with ``destination``: a rule for destinations starting with that prefix   |
+| DELETE /behaviour  | ``destination``: remove that rule; none: every rule, default restored     |
+| GET    /behaviour/rules | the destination rules                                               |
 | POST   /mo         | inject an MO SMS: source, destination, text, coding, system_id            |
 | POST   /dlr        | send a receipt: message_id, state, error                                  |
 | POST   /drop       | close every ESME connection (a fault)                                     |
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,9 +41,13 @@ class CarrierApi(Protocol):
 
     def clear(self) -> int: ...
 
-    def behaviour(self) -> dict[str, Any]: ...
+    def behaviour(self, *, destination: str | None = None) -> dict[str, Any]: ...
 
-    def set_behaviour(self, **changes: Any) -> dict[str, Any]: ...
+    def set_behaviour(self, *, destination: str | None = None, **changes: Any) -> dict[str, Any]: ...
+
+    def clear_behaviour(self, *, destination: str | None = None) -> dict[str, Any]: ...
+
+    def behaviour_rules(self) -> list[dict[str, Any]]: ...
 
     def binds(self) -> list[dict[str, Any]]: ...
 
@@ -98,12 +106,17 @@ class _Handler(BaseHTTPRequestHandler):
             "/submits": self.carrier.submits,
             "/deliveries": self.carrier.deliveries,
             "/binds": self.carrier.binds,
-            "/behaviour": self.carrier.behaviour,
+            "/behaviour": lambda: self.carrier.behaviour(destination=self._query().get("destination")),
+            "/behaviour/rules": self.carrier.behaviour_rules,
         }
         self._route(routes)
 
     def do_DELETE(self) -> None:
-        self._route({"/submits": lambda: {"cleared": self.carrier.clear()}})
+        routes = {
+            "/submits": lambda: {"cleared": self.carrier.clear()},
+            "/behaviour": lambda: self.carrier.clear_behaviour(destination=self._destination()),
+        }
+        self._route(routes)
 
     def do_PUT(self) -> None:
         self._route({"/behaviour": lambda: self.carrier.set_behaviour(**self._body())})
@@ -140,6 +153,15 @@ class _Handler(BaseHTTPRequestHandler):
             state=str(body.get("state") or "DELIVRD"),
             error=int(error) if error is not None else None,
         )
+
+    def _query(self) -> dict[str, str]:
+        query = urllib.parse.parse_qs(self.path.partition("?")[2])
+        return {key: values[-1] for key, values in query.items()}
+
+    def _destination(self) -> str | None:
+        """``destination`` from the JSON body or the query string (DELETE bodies are unusual)."""
+        value = self._body().get("destination") or self._query().get("destination")
+        return str(value) if value not in (None, "") else None
 
     def _body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)
@@ -215,11 +237,19 @@ class RemoteCarrier:
     def clear(self) -> int:
         return int(self._request("DELETE", "/submits")["cleared"])
 
-    def behaviour(self) -> dict[str, Any]:
-        return dict(self._request("GET", "/behaviour"))
+    def behaviour(self, *, destination: str | None = None) -> dict[str, Any]:
+        query = f"?{urllib.parse.urlencode({'destination': destination})}" if destination is not None else ""
+        return dict(self._request("GET", f"/behaviour{query}"))
 
-    def set_behaviour(self, **changes: Any) -> dict[str, Any]:
-        return dict(self._request("PUT", "/behaviour", changes))
+    def set_behaviour(self, *, destination: str | None = None, **changes: Any) -> dict[str, Any]:
+        body = {**changes, "destination": destination} if destination is not None else changes
+        return dict(self._request("PUT", "/behaviour", body))
+
+    def clear_behaviour(self, *, destination: str | None = None) -> dict[str, Any]:
+        return dict(self._request("DELETE", "/behaviour", {"destination": destination}))
+
+    def behaviour_rules(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/behaviour/rules"))
 
     def binds(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/binds"))

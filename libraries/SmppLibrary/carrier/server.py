@@ -5,6 +5,10 @@ latency, records every message it gets, sends delivery receipts (automatically p
 or on demand), injects MO messages, and answers anything it cannot read with a generic_nack without
 dropping the other binds. It runs on its own thread with its own event loop; the public methods of
 `CarrierSmsc` are safe to call from any other thread (the keyword thread, the HTTP control API).
+
+Besides the default behaviour it keeps *destination rules*: a behaviour that applies only to submits whose
+destination starts with a prefix (the longest matching prefix wins), so parallel tests sharing one carrier
+can each ask for receipts or errors of their own without changing what the others get.
 """
 
 from __future__ import annotations
@@ -138,6 +142,69 @@ class Behaviour:
             return self.dlr_error
         return 0 if state == "DELIVRD" else 1
 
+    def copy(self) -> Behaviour:
+        return Behaviour(**self.__dict__)
+
+
+class _Bucket:
+    """A token bucket of ``rate`` tokens per second holding at most ``max(1, rate)``."""
+
+    def __init__(self) -> None:
+        self.tokens = 0.0
+        self.time = time.monotonic()
+
+    def reset(self, rate: float) -> None:
+        self.tokens = max(1.0, rate)
+        self.time = time.monotonic()
+
+    def take(self, rate: float) -> bool:
+        now = time.monotonic()
+        self.tokens = min(max(1.0, rate), self.tokens + (now - self.time) * rate)
+        self.time = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass
+class _Rule:
+    """A destination rule: the behaviour keys it overrides (``keys``) on top of the default behaviour.
+
+    It has its own ``throttle_next`` counter and ``max_rate`` bucket when it sets those keys.
+    """
+
+    prefix: str
+    behaviour: Behaviour
+    keys: frozenset[str]
+    bucket: _Bucket = field(default_factory=_Bucket)
+
+    def merged(self, default: Behaviour) -> Behaviour:
+        """The behaviour a submit matching this rule gets (a copy)."""
+        merged = default.copy()
+        for key in self.keys:
+            setattr(merged, key, getattr(self.behaviour, key))
+        return merged
+
+    def describe(self) -> dict[str, Any]:
+        values = self.behaviour.as_dict()
+        return {"destination": self.prefix, "overrides": {key: values[key] for key in sorted(self.keys)}}
+
+
+def destination_prefix(destination: str | None) -> str | None:
+    """A rule's prefix as given by a tester (``+`` and blanks dropped); ``None`` or empty means the default."""
+    if destination is None:
+        return None
+    prefix = str(destination).strip().lstrip("+")
+    if not prefix:
+        return None
+    if any(char.isspace() for char in prefix) or len(prefix) > 20:
+        raise ValueError(
+            f"Destination prefix '{destination}' must be the start of an address (up to 20 characters, no blanks), "
+            "e.g. 254700555."
+        )
+    return prefix
+
 
 class _Session:
     """One TCP connection from an ESME (here: the gateway's client connector, or a test's ESME)."""
@@ -213,6 +280,8 @@ class CarrierSmsc:
         self.accounts = dict(accounts or {})
         self.system_id = system_id
         self._behaviour = behaviour or Behaviour()
+        self._initial_behaviour = self._behaviour.copy()
+        self._rules: dict[str, _Rule] = {}
         self._lock = threading.Lock()
         self._submits: list[dict[str, Any]] = []
         self._deliveries: list[dict[str, Any]] = []
@@ -223,8 +292,7 @@ class CarrierSmsc:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
-        self._tokens = 0.0
-        self._token_time = time.monotonic()
+        self._bucket = _Bucket()
         self._counters = {"throttled": 0, "malformed": 0, "nacked": 0, "binds_accepted": 0, "bind_failures": 0}
         self._in_flight = 0  # submits received and not yet answered (with latency), for window checks
         self._counters["max_in_flight"] = 0
@@ -331,19 +399,68 @@ class CarrierSmsc:
                 self._counters[key] = 0
         return count
 
-    def behaviour(self) -> dict[str, Any]:
+    def behaviour(self, *, destination: str | None = None) -> dict[str, Any]:
+        """The default behaviour, or with ``destination`` the one a submit to that address would get."""
         with self._lock:
-            return self._behaviour.as_dict()
+            if destination is None:
+                return self._behaviour.as_dict()
+            behaviour, rule = self._behaviour_for(str(destination).strip().lstrip("+"))
+            return {**behaviour.as_dict(), "rule": rule.prefix if rule else None}
 
-    def set_behaviour(self, **changes: Any) -> dict[str, Any]:
+    def set_behaviour(self, *, destination: str | None = None, **changes: Any) -> dict[str, Any]:
+        """Change the default behaviour, or with ``destination`` (a prefix) add or change a destination rule.
+
+        A rule keeps only the keys given to it (over the calls for the same prefix); every other key follows
+        the default. Returns the whole behaviour that now applies (for a rule: with ``destination``).
+        """
+        prefix = destination_prefix(destination)
         with self._lock:
-            updated = Behaviour(**{**self._behaviour.__dict__})
-            updated.update(changes)
-            self._behaviour = updated
-            if updated.max_rate:
-                self._tokens = max(1.0, updated.max_rate)
-                self._token_time = time.monotonic()
-            return updated.as_dict()
+            if prefix is None:
+                updated = self._behaviour.copy()
+                updated.update(changes)
+                self._behaviour = updated
+                if updated.max_rate:
+                    self._bucket.reset(updated.max_rate)
+                return updated.as_dict()
+            existing = self._rules.get(prefix)
+            base = existing.behaviour.copy() if existing else self._behaviour.copy()
+            base.update(changes)
+            given = {key for key, value in changes.items() if value is not None or key in ("dlr_error", "max_rate")}
+            rule = _Rule(prefix, base, frozenset(given | (existing.keys if existing else frozenset())))
+            if rule.behaviour.max_rate:
+                rule.bucket.reset(rule.behaviour.max_rate)
+            self._rules[prefix] = rule
+            return {"destination": prefix, **rule.merged(self._behaviour).as_dict()}
+
+    def clear_behaviour(self, *, destination: str | None = None) -> dict[str, Any]:
+        """Remove the rule for ``destination`` (a prefix; no error when there is none), or without it remove
+        every rule and restore the behaviour the carrier started with. Returns ``removed`` and ``rules`` left."""
+        prefix = destination_prefix(destination)
+        with self._lock:
+            if prefix is not None:
+                removed = self._rules.pop(prefix, None) is not None
+                return {"removed": 1 if removed else 0, "rules": len(self._rules)}
+            removed_count = len(self._rules)
+            self._rules.clear()
+            self._behaviour = self._initial_behaviour.copy()
+            if self._behaviour.max_rate:
+                self._bucket.reset(self._behaviour.max_rate)
+            return {"removed": removed_count, "rules": 0, "behaviour": self._behaviour.as_dict()}
+
+    def behaviour_rules(self) -> list[dict[str, Any]]:
+        """Every destination rule: ``destination`` (the prefix) and the ``overrides`` it sets."""
+        with self._lock:
+            return [self._rules[prefix].describe() for prefix in sorted(self._rules)]
+
+    def _behaviour_for(self, destination: str) -> tuple[Behaviour, _Rule | None]:
+        """(the behaviour for a destination, the rule it came from); the lock is held by the caller."""
+        rule = None
+        for prefix, candidate in self._rules.items():
+            if destination.startswith(prefix) and (rule is None or len(prefix) > len(rule.prefix)):
+                rule = candidate
+        if rule is None:
+            return self._behaviour, None
+        return rule.merged(self._behaviour), rule
 
     def binds(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -358,6 +475,7 @@ class CarrierSmsc:
                 "accounts": sorted(self.accounts),
                 "binds": [session.describe() for session in self._sessions if session.mode],
                 "behaviour": self._behaviour.as_dict(),
+                "rules": [self._rules[prefix].describe() for prefix in sorted(self._rules)],
                 "submits": len(self._submits),
                 "deliveries": len(self._deliveries),
                 **self._counters,
@@ -419,7 +537,8 @@ class CarrierSmsc:
         word = receipt_state(state)
         with self._lock:
             record = next((r for r in reversed(self._submits) if r["message_id"] == message_id), None)
-            code = error if error is not None else self._behaviour.receipt_error(word)
+            behaviour = self._behaviour_for(record["destination"])[0] if record else self._behaviour
+            code = error if error is not None else behaviour.receipt_error(word)
 
         def send() -> dict[str, Any]:
             return self._deliver(self._receipt(message_id, word, code, record))
@@ -539,12 +658,15 @@ class CarrierSmsc:
             session.send(encode(response, sequence=pdu.sequence, status=ESME_RINVBNDSTS))
             return
         with self._lock:
-            behaviour = self._behaviour
+            behaviour, rule = self._behaviour_for(str(pdu.fields.get("destination_addr", "")))
             status = behaviour.submit_status
-            if behaviour.throttle_next > 0:
-                behaviour.throttle_next -= 1
+            # A rule that sets throttle_next or max_rate counts on its own; otherwise the default's count.
+            counter = rule.behaviour if rule and "throttle_next" in rule.keys else self._behaviour
+            bucket = rule.bucket if rule and "max_rate" in rule.keys else self._bucket
+            if counter.throttle_next > 0:
+                counter.throttle_next -= 1
                 status = ESME_RTHROTTLED
-            elif behaviour.max_rate and not self._take_token(behaviour.max_rate):
+            elif behaviour.max_rate and not bucket.take(behaviour.max_rate):
                 status = ESME_RTHROTTLED
             if status == ESME_RTHROTTLED:
                 self._counters["throttled"] += 1
@@ -568,15 +690,6 @@ class CarrierSmsc:
             self._in_flight += 1
             self._counters["max_in_flight"] = max(self._counters["max_in_flight"], self._in_flight)
             self._spawn(self._answer_later(session, answer, latency, record, state, error, dlr_delay, wants_receipt))
-
-    def _take_token(self, rate: float) -> bool:
-        now = time.monotonic()
-        self._tokens = min(max(1.0, rate), self._tokens + (now - self._token_time) * rate)
-        self._token_time = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)

@@ -127,8 +127,16 @@ class CarrierKeywords(SmppComponent):
         auto_dlr: bool | None = None,
         max_rate: float | None = None,
         throttle_next: int | None = None,
+        destination: str | None = None,
     ) -> dict[str, Any]:
-        """Changes how the carrier answers from now on; returns the whole behaviour.
+        """Changes how the carrier answers from now on; returns the whole behaviour that now applies.
+
+        Without ``destination`` it changes the default, which every test sharing the carrier sees. With
+        ``destination`` (the start of a destination address, e.g. ``254700555``) it adds or changes a *rule*
+        that applies only to submits to addresses starting with it, so parallel tests on one carrier do not
+        disturb each other: give each test its own numbers and scope its behaviour to them. A rule keeps the
+        values given to it (over several calls for the same prefix) and follows the default for the rest;
+        the longest matching prefix wins; `Clear Carrier Behaviour` removes it.
 
         | submit_status | command_status of every submit_sm_resp, e.g. ``ESME_RSYSERR`` or ``0x45`` (default ROK) |
         | latency       | delay before each submit_sm_resp |
@@ -138,9 +146,12 @@ class CarrierKeywords(SmppComponent):
         | auto_dlr      | send a receipt for each submit that asks for one (default True) |
         | max_rate      | submits per second; beyond it ``ESME_RTHROTTLED`` (0: no limit) |
         | throttle_next | answer the next N submits with ``ESME_RTHROTTLED`` |
+        | destination   | a destination prefix: change only what submits to it get (a rule) |
 
         | `Set Carrier Behaviour` | dlr_state=UNDELIV | dlr_delay=500ms |
         | `Set Carrier Behaviour` | submit_status=ESME_RSYSERR |
+        | `Set Carrier Behaviour` | dlr_state=UNDELIV | destination=254700555 |
+        | [Teardown] | `Clear Carrier Behaviour` | destination=254700555 |
         """
         changes: dict[str, Any] = {
             "submit_status": submit_status,
@@ -153,9 +164,45 @@ class CarrierKeywords(SmppComponent):
             "throttle_next": throttle_next,
         }
         given = {key: value for key, value in changes.items() if value is not None}
-        behaviour = self.ctx.carrier().api.set_behaviour(**given)
-        logger.info(f"Carrier behaviour: {behaviour}")
+        api = self.ctx.carrier().api
+        if destination is not None and destination.strip().lstrip("+"):
+            behaviour = api.set_behaviour(destination=destination, **given)
+            logger.info(f"Carrier behaviour for destinations starting with '{behaviour['destination']}': {behaviour}")
+        else:
+            behaviour = api.set_behaviour(**given)
+            logger.info(f"Carrier behaviour: {behaviour}")
         return behaviour
+
+    @keyword(name="Clear Carrier Behaviour")
+    def clear_carrier_behaviour(self, *, destination: str | None = None) -> int:
+        """Removes the destination rule for ``destination`` (see `Set Carrier Behaviour`); returns how many
+        rules were removed (0 when there was none, so it is safe in a teardown).
+
+        Without ``destination`` it removes every rule and restores the behaviour the carrier started with,
+        which changes what every test sharing the carrier gets: use it in a suite setup or teardown, or under
+        a PabotLib lock.
+
+        | `Clear Carrier Behaviour` | destination=254700555 |
+        | `Clear Carrier Behaviour` |
+        """
+        prefix = destination.strip().lstrip("+") if destination is not None else ""
+        result = self.ctx.carrier().api.clear_behaviour(destination=prefix or None)
+        removed = int(result.get("removed", 0))
+        if prefix:
+            outcome = "removed" if removed else "was not set"
+            logger.info(f"Carrier rule for destinations starting with '{prefix}' {outcome}.")
+        else:
+            logger.info(f"Carrier behaviour reset to its start; {removed} destination rule(s) removed.")
+        return removed
+
+    @keyword(name="Get Carrier Behaviour")
+    def get_carrier_behaviour(self, *, destination: str | None = None) -> dict[str, Any]:
+        """Returns the carrier's default behaviour, or with ``destination`` (an address) the behaviour a submit
+        to it gets, with ``rule`` naming the prefix of the rule that applies (``None``: the default)."""
+        api = self.ctx.carrier().api
+        if destination is not None and destination.strip():
+            return api.behaviour(destination=destination.strip())
+        return api.behaviour()
 
     @keyword(name="Get Carrier Messages")
     def get_carrier_messages(self, *, raw: bool = False) -> list[dict[str, Any]]:

@@ -18,8 +18,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from SmppLibrary import SmppLibrary
-from SmppLibrary.carrier import CarrierSmsc
+from SmppLibrary import CarrierError, SmppLibrary
+from SmppLibrary.carrier import CarrierSmsc, ControlServer, RemoteCarrier
 from SmppLibrary.carrier.pdu import (
     COMMANDS,
     TLV_RECEIPTED_MESSAGE_ID,
@@ -240,3 +240,116 @@ def test_standalone_carrier_with_control_api(tmp_path: Path) -> None:
         assert process.wait(10) == 0
         if process.stderr is not None:
             process.stderr.close()
+
+
+# --- destination-scoped behaviour -------------------------------------------------------------------------
+
+
+def _submit(sock: socket.socket, sequence: int, destination: str, registered_delivery: int = 1) -> int:
+    fields = {
+        "source_addr": "4915100000001",
+        "destination_addr": destination,
+        "registered_delivery": registered_delivery,
+        "short_message": b"rule test",
+    }
+    sock.sendall(encode("submit_sm", sequence=sequence, fields=fields))
+    response = decode(read_pdu(sock))
+    assert (response.command, response.sequence) == ("submit_sm_resp", sequence)
+    return response.status
+
+
+def _receipt_state(sock: socket.socket) -> str:
+    receipt = decode(read_pdu(sock))
+    assert receipt.command == "deliver_sm"
+    sock.sendall(encode("deliver_sm_resp", sequence=receipt.sequence))
+    return receipt.fields["short_message"].decode().split("stat:")[1].split()[0]
+
+
+def test_destination_rule_applies_only_to_its_prefix(carrier: CarrierSmsc) -> None:
+    rule = carrier.set_behaviour(destination="+254700555", dlr_state="UNDELIV")
+    assert (rule["destination"], rule["dlr_state"], rule["submit_status"]) == ("254700555", "UNDELIV", "ESME_ROK")
+    assert carrier.behaviour()["dlr_state"] == "DELIVRD"  # the default is untouched
+    with raw_bind(carrier.port) as sock:
+        assert _submit(sock, 2, "254700555123") == 0
+        assert _receipt_state(sock) == "UNDELIV"
+        assert _submit(sock, 3, "254700556123") == 0
+        assert _receipt_state(sock) == "DELIVRD"
+    assert carrier.behaviour(destination="254700555999") == {**carrier.behaviour(), "dlr_state": "UNDELIV"} | {
+        "rule": "254700555"
+    }
+    assert carrier.behaviour_rules() == [{"destination": "254700555", "overrides": {"dlr_state": "UNDELIV"}}]
+
+
+def test_longest_prefix_wins_and_rules_follow_the_default_for_other_keys(carrier: CarrierSmsc) -> None:
+    carrier.set_behaviour(destination="2547", submit_status="ESME_RSYSERR")
+    carrier.set_behaviour(destination="254700", dlr_state="EXPIRED")
+    carrier.set_behaviour(destination="254700", dlr_error=7)  # a second call adds to the same rule
+    carrier.set_behaviour(dlr_state="REJECTD", latency=0.001)  # the default changes under the rules
+    with raw_bind(carrier.port) as sock:
+        assert _submit(sock, 2, "254711000000") == 0x08  # only the shorter rule matches
+        assert _submit(sock, 3, "254700000001") == 0  # the longer rule does not set submit_status
+        assert _receipt_state(sock) == "EXPIRED"
+        assert _submit(sock, 4, "49170000000") == 0  # no rule: the default
+        assert _receipt_state(sock) == "REJECTD"
+    assert carrier.behaviour(destination="254700000001")["dlr_error"] == 7
+    assert carrier.behaviour(destination="254700000001")["latency"] == 0.001
+    assert [rule["destination"] for rule in carrier.status()["rules"]] == ["2547", "254700"]
+
+
+def test_rule_throttling_counts_for_its_destinations_only(carrier: CarrierSmsc) -> None:
+    carrier.set_behaviour(destination="999", throttle_next=2)
+    with raw_bind(carrier.port) as sock:
+        assert _submit(sock, 2, "123", registered_delivery=0) == 0
+        assert _submit(sock, 3, "9991", registered_delivery=0) == 0x58
+        assert _submit(sock, 4, "124", registered_delivery=0) == 0
+        assert _submit(sock, 5, "9992", registered_delivery=0) == 0x58
+        assert _submit(sock, 6, "9993", registered_delivery=0) == 0
+    assert carrier.behaviour()["throttle_next"] == 0
+
+
+def test_clearing_rules(carrier: CarrierSmsc) -> None:
+    carrier.set_behaviour(destination="111", dlr_state="UNDELIV")
+    carrier.set_behaviour(destination="222", dlr_state="EXPIRED")
+    carrier.set_behaviour(max_rate=3)
+    assert carrier.clear_behaviour(destination="111") == {"removed": 1, "rules": 1}
+    assert carrier.clear_behaviour(destination="111") == {"removed": 0, "rules": 1}  # safe in a teardown
+    assert carrier.behaviour(destination="1119")["rule"] is None
+    cleared = carrier.clear_behaviour()
+    assert (cleared["removed"], cleared["rules"], cleared["behaviour"]["max_rate"]) == (1, 0, None)
+    with pytest.raises(ValueError, match="must be the start of an address"):
+        carrier.set_behaviour(destination="254 700", dlr_state="UNDELIV")
+    with pytest.raises(ValueError, match="Unknown carrier behaviour"):
+        carrier.set_behaviour(destination="254", colour="blue")
+    assert carrier.behaviour_rules() == []
+
+
+def test_rules_through_the_keywords_and_the_control_api() -> None:
+    carrier = CarrierSmsc(accounts={"gw": "pw"})
+    carrier.start()
+    control = ControlServer(carrier)
+    control.start()
+    lib = SmppLibrary(timeout=timedelta(seconds=3))
+    try:
+        lib.connect_to_carrier_smsc(control.url)
+        rule = lib.set_carrier_behaviour(dlr_state="UNDELIV", dlr_delay=timedelta(milliseconds=5), destination="2547")
+        assert (rule["destination"], rule["dlr_state"], rule["dlr_delay"]) == ("2547", "UNDELIV", 0.005)
+        assert lib.set_carrier_behaviour(submit_status="ESME_RSYSERR", destination="")["submit_status"] == (
+            "ESME_RSYSERR"
+        )  # an empty destination is the default
+        assert lib.get_carrier_behaviour(destination="25470001")["rule"] == "2547"
+        assert lib.get_carrier_behaviour(destination="25470001")["submit_status"] == "ESME_RSYSERR"
+        assert lib.get_carrier_status()["rules"] == [
+            {"destination": "2547", "overrides": {"dlr_delay": 0.005, "dlr_state": "UNDELIV"}}
+        ]
+        assert RemoteCarrier(control.url).behaviour_rules()[0]["destination"] == "2547"
+        assert lib.clear_carrier_behaviour(destination="2547") == 1
+        assert lib.clear_carrier_behaviour(destination="2547") == 0
+        lib.set_carrier_behaviour(dlr_state="EXPIRED", destination="31")
+        assert lib.clear_carrier_behaviour() == 1
+        assert lib.get_carrier_behaviour()["submit_status"] == "ESME_ROK"
+        with pytest.raises(CarrierError, match="answered 400: Destination prefix"):
+            lib.set_carrier_behaviour(dlr_state="UNDELIV", destination="1 2")
+    finally:
+        lib.ctx.shutdown()
+        control.stop()
+        carrier.stop()
