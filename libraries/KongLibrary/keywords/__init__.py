@@ -1,0 +1,1 @@
+"""KongLibrary's keyword components, one per kind of Kong entity or concern."""
