@@ -11,6 +11,8 @@ VARS ?= variables/lab.yaml
 N ?= 5
 export PY
 
+
+.PHONY: system-packages
 .PHONY: help setup demo test unit suites lint docs bench phase realstack lab-up lab-down lab-status clean \
 	jasmin-up jasmin-down jasmin-status
 
@@ -31,11 +33,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
+# Debian packages of the real peers (decK, SIPp, Kamailio, RTPEngine); a failure under CI only.
+system-packages:
+	@tools/system-packages
+
 # --- the two commands ----------------------------------------------------------------------------
 demo: setup
 	tools/run-suites --vars $(VARS) --processes $(PROCESSES) suites
 
-test: setup
+test: setup system-packages
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory suites
 	$(MAKE) --no-print-directory realstack

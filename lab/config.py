@@ -196,7 +196,42 @@ def _sms_gateway(values: dict[str, Any], path: Path) -> Program:
     )
 
 
+def _kong(name: str, admin_key: str, proxy_key: str) -> Callable[[dict[str, Any], Path], Program]:
+    """One node of the API gateway stand-in (Kong's Admin API and proxy); the nodes share one database."""
+
+    def build(values: dict[str, Any], path: Path) -> Program:
+        admin_host, admin_port = _host_port(_required(values, admin_key, path), path)
+        proxy_host, proxy_port = _host_port(_required(values, proxy_key, path), path)
+        database = str(_required(values, "LAB_KONG_DATABASE_URL", path))
+        config = {
+            "admin_host": admin_host,
+            "admin_port": admin_port,
+            "proxy_host": proxy_host,
+            "proxy_port": proxy_port,
+            "database": _absolute_sqlite(database),
+            "admin_token": str(_required(values, "KONG_ADMIN_TOKEN", path)),
+            "node": name,
+        }
+        return Program(
+            name=name,
+            command=[sys.executable, "-m", "lab.kong", "--config", f"{{run_dir}}/{name}.json"],
+            health=HealthCheck(http=f"http://{admin_host}:{admin_port}/status"),
+            files={f"{name}.json": json.dumps(config, indent=2)},
+        )
+
+    return build
+
+
+def _absolute_sqlite(url: str) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        return prefix + str(ROOT / url[len(prefix) :])
+    return url
+
+
 PROGRAMS: dict[str, Callable[[dict[str, Any], Path], Program]] = {
+    "kong-a": _kong("kong-a", "KONG_ADMIN_URL", "KONG_PROXY_URL"),
+    "kong-b": _kong("kong-b", "KONG_B_ADMIN_URL", "KONG_B_PROXY_URL"),
     "billing": _billing,
     "carrier": _carrier("carrier", "LAB_CARRIER_SMPP_PORT", "CARRIER_CONTROL_URL"),
     "outage-carrier": _carrier("outage-carrier", "LAB_OUTAGE_CARRIER_SMPP_PORT", "OUTAGE_CARRIER_CONTROL_URL"),
