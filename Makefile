@@ -14,7 +14,7 @@ export PY
 
 .PHONY: system-packages
 .PHONY: help setup demo test unit suites lint docs bench phase realstack lab-up lab-down lab-status clean \
-	jasmin-up jasmin-down jasmin-status
+	jasmin-up jasmin-down jasmin-status voice-up voice-down voice-status voice-smoke
 
 help:
 	@echo "make demo        set up, start the lab, run every suite with pabot, write results/, stop the lab"
@@ -22,6 +22,7 @@ help:
 	@echo "make phase N=5   one weekly phase (1 voice-SMS, 2 API, 3 failover+security, 4 performance, 5 full system)"
 	@echo "make lint | docs | bench | realstack | lab-up | lab-down | lab-status | clean"
 	@echo "make jasmin-up | jasmin-down | jasmin-status   real Jasmin 0.11.0 (the real-stack SMS gateway)"
+	@echo "make voice-up | voice-down | voice-status | voice-smoke   real Kamailio + RTPEngine (x2 each)"
 
 # --- set-up: a venv with the pinned requirements, re-installed when they change -----------------
 setup: $(STAMP)
@@ -94,5 +95,15 @@ jasmin-down:
 jasmin-status: setup
 	$(PY) -m realstack.jasmin status --variables variables/realstack.yaml
 
-clean: lab-down jasmin-down
+# --- real Kamailio + RTPEngine by hand (the real-stack profile's voice side) ---------------------
+voice-up: setup
+	$(PY) -m realstack.voice up --variables variables/realstack.yaml
+voice-down:
+	@test -x $(PY) && $(PY) -m realstack.voice down || true
+voice-status: setup
+	$(PY) -m realstack.voice status --variables variables/realstack.yaml
+voice-smoke: setup
+	$(PY) -m realstack.voice smoke --variables variables/realstack.yaml
+
+clean: lab-down jasmin-down voice-down
 	rm -rf results/* .pytest_cache .mypy_cache .ruff_cache
