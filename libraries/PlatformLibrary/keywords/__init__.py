@@ -1,0 +1,1 @@
+"""PlatformLibrary's keyword components, one per domain of the platform API."""
