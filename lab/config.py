@@ -161,6 +161,9 @@ def _sms_gateway(values: dict[str, Any], path: Path) -> Program:
     users: dict[str, dict[str, Any]] = {
         str(account["system_id"]): {"password": str(account["password"]), "throughput": 0} for account in accounts
     }
+    apps = values.get("LAB_APPS_SMPP_ACCOUNT")
+    if apps:
+        users[str(apps["system_id"])] = {"password": str(apps["password"]), "throughput": 0}
     users[str(_required(values, "SMPP_THROTTLED_SYSTEM_ID", path))] = {
         "password": str(_required(values, "SMPP_THROTTLED_PASSWORD", path)),
         "throughput": float(_required(values, "SMPP_THROTTLED_RATE", path)),
@@ -183,7 +186,8 @@ def _sms_gateway(values: dict[str, Any], path: Path) -> Program:
             {"prefix": str(_required(values, "SMS_OUTAGE_PREFIX", path)), "connector": "carrier-b"},
             {"prefix": "", "connector": "carrier-a"},
         ],
-        "mo_routes": [{"prefix": str(account["numbers"]), "user": str(account["system_id"])} for account in accounts],
+        "mo_routes": [{"prefix": str(account["numbers"]), "user": str(account["system_id"])} for account in accounts]
+        + ([{"prefix": str(apps["numbers"]), "user": str(apps["system_id"])}] if apps else []),
         "mo_user": str(accounts[0]["system_id"]),
         "queue": str(ROOT / str(_required(values, "LAB_SMSGW_QUEUE", path))),
     }
@@ -229,7 +233,106 @@ def _absolute_sqlite(url: str) -> str:
     return url
 
 
+def _sip_proxy(name: str, proxy_key: str, http_port_offset: int = 1) -> Callable[[dict[str, Any], Path], Program]:
+    """One SIP proxy/registrar (Kamailio's role); phones register with the one they point at."""
+
+    def build(values: dict[str, Any], path: Path) -> Program:
+        host, port = _host_port(f"sip://{_required(values, proxy_key, path)}", path)
+        users = {
+            str(phone["user"]): str(phone["password"])
+            for worker in _required(values, "SIP_ACCOUNTS", path)
+            for phone in worker
+        }
+        relays = [f"{host}:{relay['control_port']}" for relay in _required(values, "LAB_RELAYS", path)]
+        services = {
+            str(number): f"sip:{service}@{values.get('LAB_VOICEAPPS_SIP', '127.0.0.1:15100')}"
+            for service, number in dict(_required(values, "SIP_SERVICES", path)).items()
+        }
+        voicemail = str(dict(_required(values, "SIP_SERVICES", path))["voicemail"])
+        config = {
+            "host": host,
+            "port": port,
+            "http_port": port + http_port_offset,
+            "name": name,
+            "domain": str(_required(values, "SIP_DOMAIN", path)),
+            "record_route": True,
+            "users": users,
+            "services": services,
+            "trunks": list(values.get("LAB_SIP_TRUNKS") or []),
+            "relay": {"control": relays, "timeout": 1.0, "retries": 1, "disable_for": 10},
+            "no_answer_timeout": int(values.get("LAB_SIP_NO_ANSWER_TIMEOUT", 20)),
+            "on_failure": {voicemail: {"codes": ["408", "480", "486", "404"], "users": sorted(users)}},
+            "cdr_database": _absolute_sqlite(str(_required(values, "LAB_BILLING_DATABASE_URL", path))),
+        }
+        return Program(
+            name=name,
+            command=[sys.executable, "-m", "lab.sip", "--config", f"{{run_dir}}/{name}.json"],
+            health=HealthCheck(http=f"http://{host}:{port + http_port_offset}/health"),
+            files={f"{name}.json": json.dumps(config, indent=2)},
+        )
+
+    return build
+
+
+def _relay(index: int) -> Callable[[dict[str, Any], Path], Program]:
+    """One media relay (RTPEngine's role)."""
+
+    def build(values: dict[str, Any], path: Path) -> Program:
+        relay = dict(_required(values, "LAB_RELAYS", path)[index])
+        name = str(relay["name"])
+        config = {
+            "host": "127.0.0.1",
+            "control_port": int(relay["control_port"]),
+            "http_port": int(relay["control_port"]) + 1,
+            "port_min": int(relay["port_min"]),
+            "port_max": int(relay["port_max"]),
+            "media_address": "127.0.0.1",
+            "idle_timeout": 60,
+            "name": name,
+        }
+        return Program(
+            name=name,
+            command=[sys.executable, "-m", "lab.rtprelay", "--config", f"{{run_dir}}/{name}.json"],
+            health=HealthCheck(http=f"http://127.0.0.1:{config['http_port']}/health"),
+            files={f"{name}.json": json.dumps(config, indent=2)},
+        )
+
+    return build
+
+
+def _platform(values: dict[str, Any], path: Path) -> Program:
+    """The platform's provisioning API (behind the gateway)."""
+    host, port = _host_port(_required(values, "PLATFORM_UPSTREAM_URL", path), path)
+    apps = dict(_required(values, "LAB_APPS_SMPP_ACCOUNT", path))
+    proxies = [_required(values, key, path) for key in ("SIP_PROXY", "SIP_PROXY_B")]
+    config = {
+        "host": host,
+        "port": port,
+        "database": _absolute_sqlite(str(_required(values, "LAB_PLATFORM_DATABASE_URL", path))),
+        "sms": {
+            "http_url": str(_required(values, "SMS_HTTP_URL", path)),
+            "username": str(apps["system_id"]),
+            "password": str(apps["password"]),
+        },
+        "voice_rpc": [f"http://{proxy.split(':')[0]}:{int(proxy.split(':')[1]) + 1}/RPC" for proxy in proxies],
+        "cdr_database": _absolute_sqlite(str(_required(values, "LAB_BILLING_DATABASE_URL", path))),
+        "webhook_timeout": 5,
+    }
+    return Program(
+        name="platform",
+        command=[sys.executable, "-m", "lab.platform", "--config", "{run_dir}/platform.json"],
+        environment={"PYTHONPATH": str(ROOT / "libraries")},
+        health=HealthCheck(http=f"http://{host}:{port}/health"),
+        files={"platform.json": json.dumps(config, indent=2)},
+    )
+
+
 PROGRAMS: dict[str, Callable[[dict[str, Any], Path], Program]] = {
+    "sip-a": _sip_proxy("sip-a", "SIP_PROXY"),
+    "sip-b": _sip_proxy("sip-b", "SIP_PROXY_B"),
+    "relay-a": _relay(0),
+    "relay-b": _relay(1),
+    "platform": _platform,
     "kong-a": _kong("kong-a", "KONG_ADMIN_URL", "KONG_PROXY_URL"),
     "kong-b": _kong("kong-b", "KONG_B_ADMIN_URL", "KONG_B_PROXY_URL"),
     "billing": _billing,
