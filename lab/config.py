@@ -53,6 +53,7 @@ class Program:
     environment: dict[str, str] = field(default_factory=dict)
     health: HealthCheck = field(default_factory=HealthCheck)
     files: dict[str, str] = field(default_factory=dict)
+    databases: list[str] = field(default_factory=list)  # SQLAlchemy URLs created before it starts (PostgreSQL)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ def _billing(values: dict[str, Any], path: Path) -> Program:
         command=[sys.executable, "-m", "lab.billing", "--host", host, "--port", str(port)],
         environment=environment,
         health=HealthCheck(http=f"http://{host}:{port}/health"),
+        databases=[environment["BILLING_DATABASE_URL"]],
     )
 
 
@@ -221,6 +223,7 @@ def _kong(name: str, admin_key: str, proxy_key: str) -> Callable[[dict[str, Any]
             command=[sys.executable, "-m", "lab.kong", "--config", f"{{run_dir}}/{name}.json"],
             health=HealthCheck(http=f"http://{admin_host}:{admin_port}/status"),
             files={f"{name}.json": json.dumps(config, indent=2)},
+            databases=[str(config["database"])],
         )
 
     return build
@@ -324,6 +327,7 @@ def _platform(values: dict[str, Any], path: Path) -> Program:
         environment={"PYTHONPATH": str(ROOT / "libraries")},
         health=HealthCheck(http=f"http://{host}:{port}/health"),
         files={"platform.json": json.dumps(config, indent=2)},
+        databases=[str(config["database"])],
     )
 
 

@@ -58,11 +58,20 @@ class Lab:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._prepare_databases()
         self._write_program_files()
-        if not self._rpc_answers():
+        marker = self.run_dir / "variables-file"
+        if self._rpc_answers():
+            running = marker.read_text(encoding="utf-8").strip() if marker.exists() else "an unknown variables file"
+            if running != str(self.config.variables_file):
+                raise LabError(
+                    f"The lab already runs, started from {running}, not {self.config.variables_file}. "
+                    "Stop it first: python -m lab down"
+                )
+        else:
             self._stop_orphans()
             self._check_port_free(self.config.supervisor_host, self.config.supervisor_port, "supervisord")
             self._write_conf()
             self._start_supervisord(timeout)
+            marker.write_text(str(self.config.variables_file), encoding="utf-8")
         rpc = self._rpc()
         for info in rpc.supervisor.getAllProcessInfo():
             if info["statename"] not in ("RUNNING", "STARTING"):
@@ -209,8 +218,7 @@ class Lab:
                 )
 
     def _prepare_databases(self) -> None:
-        for program in self.config.programs:
-            url = program.environment.get("BILLING_DATABASE_URL", "")
+        for url in {url for program in self.config.programs for url in program.databases}:
             if url.startswith("postgresql"):
                 ensure_postgres_database(url)
 

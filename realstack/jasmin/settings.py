@@ -274,6 +274,8 @@ def from_variables(variables: Mapping[str, Any]) -> tuple[JasminSettings, Gatewa
     accounts = list(settings.accounts)
     if "SMPP_ACCOUNTS" in variables:
         accounts = [_account(entry) for entry in variables["SMPP_ACCOUNTS"] or []]
+    if variables.get("LAB_APPS_SMPP_ACCOUNT"):  # the platform's own account (platform API, voice apps)
+        accounts.append(_account(variables["LAB_APPS_SMPP_ACCOUNT"]))
     if "SMPP_THROTTLED_SYSTEM_ID" in variables:
         accounts.append(
             Account(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from lab.config import load
-from lab.supervisor import RUN_MARKER, Lab, _marked_processes
+from lab.supervisor import RUN_MARKER, Lab, LabError, _marked_processes
 
 
 def _free_port() -> int:
@@ -82,3 +82,12 @@ def test_down_kills_a_stand_in_that_outlived_supervisord(lab: Lab) -> None:
     os.kill(supervisord, 9)  # a crashed run: the stand-in is orphaned
     lab.down()
     assert not _alive(pid)
+
+
+def test_up_refuses_a_lab_started_from_another_variables_file(lab: Lab, tmp_path: Path) -> None:
+    lab.up()
+    other = tmp_path / "other.yaml"
+    other.write_text(Path(lab.config.variables_file).read_text())
+    stranger = Lab(dataclasses.replace(load(other), run_dir=lab.run_dir))
+    with pytest.raises(LabError, match=r"already runs, started from .*Stop it first: python -m lab down"):
+        stranger.up()
