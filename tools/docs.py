@@ -11,7 +11,11 @@ from robot.libdoc import LibraryDocumentation
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "results" / "docs"
 # Libraries whose import needs an argument are documented with a placeholder for it.
-PLACEHOLDERS = {"base_url": "http://billing.example.net/api/v1"}
+PLACEHOLDERS = {
+    "base_url": "http://api.example.net/api/v1",
+    "admin_url": "http://kong.example.net:8001",
+    "url": "http://127.0.0.1:9001/RPC2",
+}
 
 
 def main() -> int:
