@@ -3,7 +3,8 @@
 Keys (``*`` required; times in seconds)::
 
     host*, port*          UDP address of the proxy, e.g. "127.0.0.1", 15060
-    http_port*            TCP port of GET /health, /registrations, /dialogs
+    http_port*            TCP port of GET /health, /registrations, /dialogs and of POST /RPC (Kamailio's JSON-RPC:
+                          htable.*, dlg.list, dlg.end_dlg, telco.transfer; see lab.sip.control)
     users*                {"1001": "pw1001", ...}: the subscribers and their digest passwords
     domain                the SIP domain and digest realm (default: host)
     name                  label in logs, /health and the CDRs' ``proxy`` column (default "proxy")

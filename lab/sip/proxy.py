@@ -19,6 +19,27 @@ Request handling follows ``/work/shared/reference/kamailio-minimal.cfg`` with th
 
 Messages of one Call-ID are handled in order (an asyncio lock per Call-ID), so a BYE never overtakes the 200
 it follows even while that 200's SDP is at the relay.
+
+Provisioning and call control come over JSON-RPC (``POST /RPC`` on ``http_port``, `lab.sip.control`), as on real
+Kamailio (``realstack/voice/kamailio.cfg.template``), in four in-memory tables:
+
+- ``fwd`` user -> user, number or SIP URI: checked first for a number of this domain (before services and the
+  location lookup); a user or number is routed in its place, a URI as a routing target; the CDR keeps the number
+  dialled;
+- ``routes`` prefix -> SIP URI: after services and users, before the static trunks; the longest prefix wins; a
+  URI of this domain is a service number or a registered user/trunk account (404 when not registered), a URI
+  without a user part gets the number dialled;
+- ``trunks`` account -> password: more digest credentials (REGISTER, INVITE) besides ``users``; a registered
+  trunk account is reachable like a user;
+- ``cli`` user -> number: an INVITE from the user goes on with the number as From user (and as the
+  P-Asserted-Identity, when there is one); the caller keeps seeing its own From (uac's auto restore), the CDR
+  keeps the real caller.
+
+``dlg.list`` shows the calls as Kamailio's dialog module does (states 1 unconfirmed, 2 early, 3 answered, 4
+confirmed by the ACK); ``dlg.end_dlg`` sends BYE to both ends of an answered call and writes its CDR (a call not
+yet answered is left alone, as Kamailio does); ``telco.transfer`` sends the caller an in-dialog REFER in the
+callee's name (From/To with the dialog's tags, the callee's next CSeq), as the real profile does through
+``tm.t_uac_start``.
 """
 
 from __future__ import annotations
@@ -40,6 +61,7 @@ from lab.rtprelay.httpd import JsonHttpServer, Query
 from lab.sip import sdp
 from lab.sip.cdr import Cdr, CdrWriter, disposition
 from lab.sip.config import FailureRule, ProxyConfig
+from lab.sip.control import CALL_ID, TARGET, ControlServer, Htables, JsonRpcError, Method, core_hash
 from lab.sip.digest import Authenticator, Verdict, parse_credentials
 from lab.sip.location import Binding, Location
 from lab.sip.message import (
@@ -111,7 +133,15 @@ COUNTERS = (
     "loops",
     "stray_responses",
     "internal_errors",
+    "rpc_requests",
+    "forwarded_calls",
+    "routed_calls",
+    "cli_rewrites",
+    "dialogs_ended",
+    "transfers",
 )
+DIALOG_HASH_SIZE = 4096  # the dialog module's hash_size: h_entry is core_hash(Call-ID) modulo this
+DIALOG_STATES = {"trying": 1, "early": 2, "confirmed": 3}
 
 
 def _now() -> datetime:
@@ -137,6 +167,16 @@ class Call:
     anchored: bool | None = None
     diverted_to: str | None = None
     ended: bool = False
+    h_entry: int = 0
+    h_id: int = 0
+    acked: bool = False
+    caller_contact: str = ""
+    callee_contact: str = ""
+    caller_cseq: int = 0
+    callee_cseq: int = 0
+    caller_route_set: list[str] = field(default_factory=list)  # toward the caller, next hop first
+    callee_route_set: list[str] = field(default_factory=list)  # toward the callee, next hop first
+    transfers: int = 0  # REFERs this proxy sent in the callee's name
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -153,7 +193,24 @@ class Call:
             "answer_time": self.answered.isoformat() if self.answered else None,
             "anchored": self.anchored,
             "diverted_to": self.diverted_to,
+            "h_entry": self.h_entry,
+            "h_id": self.h_id,
         }
+
+    def kamailio_state(self) -> int:
+        """The dialog module's state: 1 unconfirmed, 2 early, 3 answered (no ACK yet), 4 confirmed."""
+        if self.state == "confirmed" and self.acked:
+            return 4
+        return DIALOG_STATES.get(self.state, 1)
+
+
+@dataclass(frozen=True)
+class CliRewrite:
+    """The caller's From as the caller sees it and as everyone downstream sees it (``cli`` table)."""
+
+    from_tag: str
+    original: str
+    rewritten: str
 
 
 @dataclass(eq=False)
@@ -226,13 +283,23 @@ class Proxy:
         self.client_txns: dict[str, ClientTxn] = {}
         self.counters: collections.Counter[str] = collections.Counter(dict.fromkeys(COUNTERS, 0))
         self.started = time.monotonic()
+        self.htables = Htables()
+        self.cli_rewrites: dict[str, CliRewrite] = {}
         self._transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._http = JsonHttpServer(
+        methods: dict[str, Method] = {
+            **self.htables.methods(),
+            "dlg.list": self._rpc_dlg_list,
+            "dlg.end_dlg": self._rpc_end_dlg,
+            "telco.transfer": self._rpc_transfer,
+        }
+        self._http: JsonHttpServer = ControlServer(
             config.host,
             config.http_port,
             {"/health": self._health, "/registrations": self._registrations, "/dialogs": self._dialogs},
+            {name: self._counted(method) for name, method in methods.items()},
         )
+        self._dialog_ids = itertools.count(int.from_bytes(os.urandom(2), "big") % (3 * DIALOG_HASH_SIZE) + 1)
         self._locks: dict[str, list[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
@@ -470,9 +537,10 @@ class Proxy:
         if method == "MESSAGE":
             self.counters["messages"] += 1
         number = uri.user or ""
-        kind, target = self._resolve(uri)
+        kind, target = self._resolve(uri, message.call_id if method == "INVITE" else None)
         if method == "INVITE":
-            txn.call = self._new_call(message, number, kind)
+            txn.call = self._new_call(message, number, kind, txn.source)
+            self._caller_id(message)
         if target is not None:
             await self._forward(txn, target)
             return
@@ -482,23 +550,54 @@ class Proxy:
             return
         self._final(txn, 404, "Not Found")
 
-    def _resolve(self, uri: SipUri) -> tuple[str, SipUri | None]:
-        """Where a new request goes: (kind, target URI); target None for nowhere (404)."""
+    def _resolve(self, uri: SipUri, call_id: str | None = None) -> tuple[str, SipUri | None]:
+        """Where a new request goes: (kind, target URI); target None for nowhere (404).
+
+        Order as in kamailio.cfg.template: fwd, services, users and trunk accounts, routes, static trunks.
+        """
         if not self._is_local(uri):
             return "foreign", uri
         number = uri.user or ""
+        forward = self.htables.get("fwd", number) if number else None
+        if forward is not None:
+            self.counters["forwarded_calls"] += 1
+            log.info("call %s to %s is forwarded to %s", call_id or "-", number, forward)
+            if forward.split(":", 1)[0].lower() in ("sip", "sips"):
+                return self._provisioned(parse_uri(forward))
+            number = forward
         if number in self.config.services:
             return "service", self.config.services[number]
-        if number in self.config.users:
+        if number in self.config.users or self.htables.get("trunks", number) is not None:
             binding = self.location.lookup(number)
-            return "user", parse_uri(binding.contact) if binding else None
+            kind = "user" if number in self.config.users else "account"
+            return kind, parse_uri(binding.contact) if binding else None
+        rule = self.htables.longest_prefix("routes", number) if number else None
+        if rule is not None:
+            self.counters["routed_calls"] += 1
+            log.info("call %s to %s: routing rule %s -> %s", call_id or "-", number, *rule)
+            target = parse_uri(rule[1])
+            return self._provisioned(target.with_user(number) if target and not target.user else target)
         trunk = self.config.trunk_for(number) if number else None
         if trunk is not None:
             return "trunk", trunk.uri.with_user(number[trunk.strip :])
         return "none", None
 
-    def _new_call(self, message: SipMessage, number: str, kind: str) -> Call:
+    def _provisioned(self, target: SipUri | None) -> tuple[str, SipUri | None]:
+        """A provisioned target (fwd, routes): one of this domain is a service number or a registered user or
+        trunk account (nowhere when it is not registered); any other URI goes as it is."""
+        if target is None:
+            return "none", None
+        if not self._is_local(target):
+            return "routed", target
+        user = target.user or ""
+        if user in self.config.services:
+            return "service", self.config.services[user]
+        binding = self.location.lookup(user) if user else None
+        return ("user" if user in self.config.users else "account"), parse_uri(binding.contact) if binding else None
+
+    def _new_call(self, message: SipMessage, number: str, kind: str, source: Addr) -> Call:
         from_value, to_value = message.get("From") or "", message.get("To") or ""
+        contact = message.get("Contact")
         call = Call(
             call_id=message.call_id,
             from_tag=message.from_tag or "",
@@ -507,10 +606,64 @@ class Proxy:
             caller=uri_user(from_value) or "",
             callee=number,
             kind=kind,
+            h_entry=core_hash(message.call_id) & (DIALOG_HASH_SIZE - 1),
+            h_id=next(self._dialog_ids),
+            caller_contact=parse_name_addr(contact).uri if contact else f"sip:{source[0]}:{source[1]}",
+            caller_cseq=message.cseq[0],
+            caller_route_set=self._route_set(message.get_all("Record-Route"), toward_caller=True),
         )
         self.calls[call.call_id] = call
         self.counters["calls"] += 1
         return call
+
+    def _route_set(self, record_routes: list[str], *, toward_caller: bool) -> list[str]:
+        """The Record-Route entries between this proxy and one end of the dialog, next hop first.
+
+        Entries above this proxy's own were added by proxies nearer the callee, those below by proxies nearer the
+        caller; a request has only the latter (this proxy's own is added on the way out)."""
+        entries = [item for value in record_routes for item in split_list(value)]
+        own = next((i for i, item in enumerate(entries) if self._is_own_route(item)), None)
+        if own is None:
+            return entries if toward_caller else list(reversed(entries))
+        return entries[own + 1 :] if toward_caller else list(reversed(entries[:own]))
+
+    def _is_own_route(self, value: str) -> bool:
+        uri = parse_uri(parse_name_addr(value).uri)
+        return uri is not None and self._is_me(uri)
+
+    def _caller_id(self, message: SipMessage) -> None:
+        """cli table: the INVITE goes on with the number as From user (and P-Asserted-Identity)."""
+        user = uri_user(message.get("From") or "")
+        number = self.htables.get("cli", user) if user else None
+        original = message.get("From")
+        if number is None or original is None or not message.from_tag:
+            return
+        sender = parse_name_addr(original)
+        uri = parse_uri(sender.uri)
+        if uri is None:
+            return
+        rewritten = original.replace(sender.uri, str(uri.with_user(number)), 1)
+        self.cli_rewrites[message.call_id] = CliRewrite(message.from_tag, original, rewritten)
+        if message.get("P-Asserted-Identity") is not None:
+            message.remove("P-Asserted-Identity")
+            message.add("P-Asserted-Identity", f"<sip:{number}@{uri.host}{f':{uri.port}' if uri.port else ''}>")
+        self.counters["cli_rewrites"] += 1
+        log.info("call %s from %s presents caller ID %s", message.call_id, user, number)
+
+    def _present(self, message: SipMessage, *, toward_caller: bool | None = None) -> None:
+        """uac's auto restore, for a call with a rewritten caller ID: everything going toward the callee shows the
+        rewritten From, everything going back to the caller its own. ``toward_caller`` None: a request, whose
+        direction its tags tell."""
+        rewrite = self.cli_rewrites.get(message.call_id)
+        if rewrite is None:
+            return
+        if toward_caller is None:
+            toward_caller = message.to_tag == rewrite.from_tag and message.from_tag != rewrite.from_tag
+        value = rewrite.original if toward_caller else rewrite.rewritten
+        for name in ("From", "To"):
+            current = message.get(name)
+            if current is not None and header_param(current, "tag") == rewrite.from_tag:
+                message.set(name, value)
 
     def _failure_rule(self, txn: ServerTxn, code: int) -> FailureRule | None:
         call = txn.call
@@ -539,6 +692,11 @@ class Proxy:
             self._reply(txn, 404, "Not Here")
             return
         call = self.calls.get(message.call_id)
+        if call is not None and message.method != "ACK":
+            if message.from_tag == call.from_tag:
+                call.caller_cseq = max(call.caller_cseq, message.cseq[0])
+            elif message.to_tag == call.from_tag:
+                call.callee_cseq = max(call.callee_cseq, message.cseq[0])
         if message.method == "BYE" and call is not None:
             if call.answered:
                 self._end_call(call, 200)
@@ -562,6 +720,7 @@ class Proxy:
         max_forwards = out.get("Max-Forwards")
         out.set("Max-Forwards", str(int(max_forwards) - 1) if max_forwards else "70")
         self._consume_credentials(out)
+        self._present(out)
         for name, value in extra or []:
             out.prepend(name, value)
         initial = out.to_tag is None
@@ -629,6 +788,10 @@ class Proxy:
             out.uri = str(target)
             max_forwards = out.get("Max-Forwards")
             out.set("Max-Forwards", str(int(max_forwards) - 1) if max_forwards else "70")
+            self._present(out)
+            call = self.calls.get(message.call_id)
+            if call is not None and call.state == "confirmed" and message.from_tag == call.from_tag:
+                call.acked = True
             if sdp.is_sdp(out.get("Content-Type"), out.body):
                 out.body = await self._anchor(out, request=True)
             branch = f"{self._branch_prefix}{next(self._branches)}"
@@ -710,6 +873,7 @@ class Proxy:
         """A response whose transaction is gone (a retransmitted 2xx): on to the next Via."""
         via = message.top_via()
         if via is not None:
+            self._present_response(message)
             self.send(message.to_bytes(), via.response_address())
 
     def _provisional(self, client: ClientTxn) -> None:
@@ -762,6 +926,9 @@ class Proxy:
             call.state = "confirmed"
             call.to_tag = message.to_tag
             call.answered = _now()
+            contact = message.get("Contact")
+            call.callee_contact = parse_name_addr(contact).uri if contact else call.target
+            call.callee_route_set = self._route_set(message.get_all("Record-Route"), toward_caller=False)
             self.counters["calls_answered"] += 1
             log.info("call %s %s -> %s answered by %s", call.call_id, call.caller, call.callee, call.target)
 
@@ -871,7 +1038,14 @@ class Proxy:
         self._answer(txn, response.to_bytes(), status)
 
     def _relay_response(self, server: ServerTxn, response: SipMessage) -> None:
+        self._present_response(response)
         self._answer(server, response.to_bytes(), response.status or 0)
+
+    def _present_response(self, response: SipMessage) -> None:
+        """A response goes back the way its request came: to the caller when the caller sent that request."""
+        rewrite = self.cli_rewrites.get(response.call_id)
+        if rewrite is not None:
+            self._present(response, toward_caller=response.from_tag == rewrite.from_tag)
 
     def _answer(self, txn: ServerTxn, data: bytes, status: int) -> None:
         txn.last_response = data
@@ -919,6 +1093,8 @@ class Proxy:
             )
         if self.relay is not None and self.relay.relay_of(call.call_id) is not None:
             self._spawn(self._release(call.call_id))
+        if call.call_id in self.cli_rewrites:  # late retransmissions and the BYE's answer still get restored
+            self._later(LINGER, self.cli_rewrites.pop, call.call_id, None)
 
     async def _release(self, call_id: str) -> None:
         if self.relay is None:
@@ -978,7 +1154,7 @@ class Proxy:
     def _register(self, txn: ServerTxn) -> None:
         message = txn.request
         user = uri_user(message.get("To") or "")
-        if not user or user not in self.config.users:
+        if not user or self._password(user) is None:
             self._reply(txn, 404, "Not Found")
             return
         if self._authenticate(txn, registrar=True) is None:
@@ -1043,7 +1219,7 @@ class Proxy:
         if credentials is None:
             self._challenge(txn, registrar, stale=False)
             return None
-        password = self.config.users.get(credentials.username)
+        password = self._password(credentials.username)
         if credentials.username != expected or password is None:
             self.counters["auth_failures"] += 1
             log.warning(
@@ -1062,6 +1238,10 @@ class Proxy:
             return None
         return credentials.username
 
+    def _password(self, user: str) -> str | None:
+        """A subscriber's password, else a provisioned trunk account's (``trunks`` table)."""
+        return self.config.users.get(user) or self.htables.get("trunks", user)
+
     def _challenge(self, txn: ServerTxn, registrar: bool, *, stale: bool) -> None:
         self.counters["challenges"] += 1
         if registrar:
@@ -1077,6 +1257,154 @@ class Proxy:
 
     def _server_header(self) -> str:
         return f"telco-robot lab proxy ({self.config.name})"
+
+    # --- JSON-RPC control (lab.sip.control) -------------------------------------------------------------
+    def _counted(self, method: Method) -> Method:
+        def run(params: list[Any]) -> Any:
+            self.counters["rpc_requests"] += 1
+            return method(params)
+
+        return run
+
+    def _rpc_dlg_list(self, _params: list[Any]) -> list[dict[str, Any]]:
+        """The calls as Kamailio's ``dlg.list`` shows dialogs (internal flags and refcounts left out)."""
+        return [self._dialog_view(call) for call in sorted(self.calls.values(), key=lambda c: (c.h_entry, c.h_id))]
+
+    def _dialog_view(self, call: Call) -> dict[str, Any]:
+        now = int(time.time())
+        init = int(call.start.timestamp())
+        start = int(call.answered.timestamp()) if call.answered else 0
+        socket = f"udp:{self.config.host}:{self.config.port}"
+        answered = call.state == "confirmed"
+        return {
+            "h_entry": call.h_entry,
+            "h_id": call.h_id,
+            "call-id": call.call_id,
+            "from_uri": call.from_uri,
+            "to_uri": call.to_uri,
+            "state": call.kamailio_state(),
+            "start_ts": start,
+            "init_ts": init,
+            "end_ts": 0,
+            "duration": now - start if start else 0,
+            "timeout": start + round(self.config.dialog_timeout) if start else 0,
+            "lifetime": round(self.config.dialog_timeout),
+            "caller": {
+                "tag": call.from_tag,
+                "contact": call.caller_contact,
+                "cseq": str(call.caller_cseq),
+                "route_set": ",".join(call.caller_route_set),
+                "socket": socket,
+            },
+            "callee": {
+                "tag": call.to_tag if answered else None,
+                "contact": call.callee_contact if answered else None,
+                "cseq": str(call.callee_cseq) if answered else None,
+                "route_set": ",".join(call.callee_route_set) if answered else None,
+                "socket": socket if answered else None,
+            },
+            "profiles": [],
+            "variables": [],
+        }
+
+    def _rpc_end_dlg(self, params: list[Any]) -> dict[str, Any]:
+        """``dlg.end_dlg h_entry h_id``: BYE to both ends of an answered call, then its CDR (ANSWERED, 200).
+
+        As Kamailio's dialog module: a call not answered yet is left alone (the answer is still ``{}``)."""
+        if len(params) < 2 or not all(isinstance(item, int) and not isinstance(item, bool) for item in params[:2]):
+            raise JsonRpcError(500, "Invalid parameters")
+        call = next((c for c in self.calls.values() if (c.h_entry, c.h_id) == (params[0], params[1])), None)
+        if call is None:
+            raise JsonRpcError(404, "Dialog not found")
+        if call.state != "confirmed" or not call.to_tag:
+            log.warning("dlg.end_dlg %s: terminating non-confirmed dialogs not supported", call.call_id)
+            return {}
+        self._send_in_dialog(call, "BYE", toward_caller=True, cseq=call.callee_cseq + 1)
+        self._send_in_dialog(call, "BYE", toward_caller=False, cseq=call.caller_cseq + 1)
+        self.counters["dialogs_ended"] += 1
+        log.info("call %s ended by dlg.end_dlg: BYE sent to both ends", call.call_id)
+        self._end_call(call, 200)
+        return {}
+
+    def _rpc_transfer(self, params: list[Any]) -> dict[str, Any]:
+        """``telco.transfer call_id target``: an in-dialog REFER to the caller, in the callee's name."""
+        if (
+            len(params) < 2
+            or not isinstance(params[0], str)
+            or not isinstance(params[1], str)
+            or not CALL_ID.match(params[0])
+            or not TARGET.match(params[1])
+        ):
+            raise JsonRpcError(500, "Invalid parameters")
+        call = self.calls.get(params[0])
+        if call is None:
+            raise JsonRpcError(404, "Dialog not found")
+        if call.kamailio_state() != 4:
+            raise JsonRpcError(500, "Dialog not confirmed")
+        cseq = call.callee_cseq + 1 + call.transfers
+        target = params[1]
+        self._send_in_dialog(
+            call,
+            "REFER",
+            toward_caller=True,
+            cseq=cseq,
+            extra=[
+                ("Contact", f"<sip:{self.config.host}:{self.config.port}>"),
+                ("Refer-To", f"<{target}>"),
+                ("Referred-By", f"<{call.to_uri}>"),
+            ],
+        )
+        call.transfers += 1
+        self.counters["transfers"] += 1
+        log.info(
+            "telco.transfer: REFER to %s (call %s, CSeq %d): Refer-To %s",
+            call.caller_contact,
+            call.call_id,
+            cseq,
+            target,
+        )
+        return {"call-id": call.call_id, "refer-to": target, "to": call.caller_contact, "cseq": cseq}
+
+    def _send_in_dialog(
+        self,
+        call: Call,
+        method: str,
+        *,
+        toward_caller: bool,
+        cseq: int,
+        extra: list[tuple[str, str]] | None = None,
+    ) -> None:
+        """A request of this proxy's own within the call (tm's t_request_within): to the caller in the callee's
+        name or to the callee in the caller's, along that side's route set; retransmitted until answered, the
+        answer absorbed."""
+        caller = f"<{call.from_uri}>;tag={call.from_tag}"
+        callee = f"<{call.to_uri}>;tag={call.to_tag}"
+        contact = call.caller_contact if toward_caller else call.callee_contact
+        routes = call.caller_route_set if toward_caller else call.callee_route_set
+        request = SipMessage(method=method, uri=contact)
+        branch = f"{self._branch_prefix}{next(self._branches)}"
+        request.add("Via", f"SIP/2.0/UDP {self.config.host}:{self.config.port};branch={branch};rport")
+        for route in routes:
+            request.add("Route", route)
+        request.add("From", callee if toward_caller else caller)
+        request.add("To", caller if toward_caller else callee)
+        request.add("Call-ID", call.call_id)
+        request.add("CSeq", f"{cseq} {method}")
+        request.add("Max-Forwards", "70")
+        request.add("User-Agent", self._server_header())
+        for name, value in extra or []:
+            request.add(name, value)
+        if not toward_caller:
+            self._present(request, toward_caller=False)
+        next_hop = parse_uri(parse_name_addr(routes[0]).uri) if routes else parse_uri(contact)
+        if next_hop is None:
+            log.warning("call %s: no address to send %s to (%r)", call.call_id, method, contact)
+            return
+        client = ClientTxn(branch, request, request.to_bytes(), next_hop.address(), None)
+        self.client_txns[branch] = client
+        self.send(client.data, client.target)
+        client.timers.append(self._later(T1, self._retransmit, client))
+        client.timers.append(self._later(self.config.no_response_timeout, self._no_response, client))
 
     # --- HTTP introspection -----------------------------------------------------------------------------
     def _health(self, _query: Query) -> tuple[int, Any]:

@@ -4,7 +4,8 @@
 |         | sip-tester); nothing happens when they are installed                                                    |
 | up      | the accounting tables and the ``cdrs`` view in PostgreSQL; two RTPEngines, then two Kamailios, each       |
 |         | config rendered from kamailio.cfg.template and checked with ``kamailio -c``; waits (bounded) until each |
-|         | answers (rtpengine-ctl, kamcmd). Instances already running are kept                                      |
+|         | answers (rtpengine-ctl, kamcmd). Instances already running are kept. Each Kamailio takes JSON-RPC 2.0  |
+|         | over HTTP at http://127.0.0.1:<SIP port + 1>/RPC (htable.*, dlg.*, telco.transfer), like the lab proxy  |
 | down    | stop the instances up started, by their recorded PIDs                                                    |
 | status  | which instances run and answer, registered users, media sessions, CDR count                              |
 | smoke   | a proof call through the stack with two pjsua2 phones (smoke.py, in a subprocess)                       |
@@ -131,7 +132,8 @@ def up(settings: VoiceSettings, paths: Paths, args: argparse.Namespace) -> None:
         record, took = daemons.start_proxy(settings, proxy, paths, timeout=args.start_timeout)
         say(
             f"{proxy.name}: started (pid {record.pid}), answering after {took:.2f} s: sip:{settings.host}:"
-            f"{proxy.sip_port} (udp), config {paths.config_file(proxy.name).relative_to(paths.root)}"
+            f"{proxy.sip_port} (udp), JSON-RPC {proxy.rpc_url(settings.host)}, "
+            f"config {paths.config_file(proxy.name).relative_to(paths.root)}"
         )
     accounting = (
         f"CDRs in {settings.database.name}.public.{settings.database.view}" if settings.accounting else "no CDRs"
@@ -173,7 +175,10 @@ def status(settings: VoiceSettings, paths: Paths) -> int:
             details = (
                 f", {daemons.registered(paths, proxy)} registered users, {daemons.unanchored(paths, proxy)} unanchored"
             )
-        say(f"{proxy.name}: {state}; sip {settings.host}:{proxy.sip_port}: {version or 'not answering'}{details}")
+        say(
+            f"{proxy.name}: {state}; sip {settings.host}:{proxy.sip_port}, JSON-RPC {proxy.rpc_url(settings.host)}: "
+            f"{version or 'not answering'}{details}"
+        )
     if settings.accounting:
         try:
             say(f"CDRs: {database.cdr_count(settings.database)} in {settings.database.name}.public.cdrs")

@@ -5,7 +5,8 @@
   list totals`` answers on its CLI port.
 - Kamailio: ``-DD -E`` (foreground, log to stderr: ``results/realstack/kamailio-a.log``), ``-m`` shared and
   ``-M`` private memory in MB, ``-Y``/``-P`` in its own folder; the config is checked with ``kamailio -c``
-  first. Ready when ``kamcmd core.version`` answers over its ctl socket.
+  first. Ready when ``kamcmd core.version`` answers over its ctl socket. Its JSON-RPC over HTTP (``/RPC``,
+  the control surface the platform drives) listens on TCP SIP port + 1.
 Killing the master PID's process group stops all of an instance's children within about a second.
 """
 
@@ -61,6 +62,17 @@ def udp_port_taken(host: str, port: int) -> bool:
     return False
 
 
+def tcp_port_taken(host: str, port: int) -> bool:
+    """True when something on this host already listens on TCP ``host:port`` (a bind there fails)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return error.errno == errno.EADDRINUSE
+    return False
+
+
 def _taken_message(what: str, port: int, protocol: str) -> str:
     flag = "u" if protocol == "udp" else "t"
     return (
@@ -79,8 +91,15 @@ def check_ports(settings: VoiceSettings, paths: Paths) -> None:
             if processes.tcp_answers(settings.host, relay.cli_port, timeout=0.5):
                 raise RealStackError(_taken_message(f"{relay.name} CLI", relay.cli_port, "tcp"))
     for proxy in settings.proxies:
-        if ours(proxy.name, paths) is None and udp_port_taken(settings.host, proxy.sip_port):
-            raise RealStackError(_taken_message(f"{proxy.name} SIP", proxy.sip_port, "udp"))
+        if ours(proxy.name, paths) is None:
+            _check_proxy_ports(settings, proxy)
+
+
+def _check_proxy_ports(settings: VoiceSettings, proxy: Proxy) -> None:
+    if udp_port_taken(settings.host, proxy.sip_port):
+        raise RealStackError(_taken_message(f"{proxy.name} SIP", proxy.sip_port, "udp"))
+    if tcp_port_taken(settings.host, proxy.rpc_port):
+        raise RealStackError(_taken_message(f"{proxy.name} JSON-RPC", proxy.rpc_port, "tcp"))
 
 
 # --- RTPEngine -----------------------------------------------------------------------------------------
@@ -216,8 +235,7 @@ def start_proxy(
     settings: VoiceSettings, proxy: Proxy, paths: Paths, *, timeout: float
 ) -> tuple[processes.Record, float]:
     """Check the config, start one Kamailio and wait until it answers RPC; returns (record, seconds)."""
-    if udp_port_taken(settings.host, proxy.sip_port):
-        raise RealStackError(_taken_message(f"{proxy.name} SIP", proxy.sip_port, "udp"))
+    _check_proxy_ports(settings, proxy)
     check_config(settings, proxy, paths)
     paths.ctl_socket(proxy.name).unlink(missing_ok=True)
     started = time.monotonic()

@@ -13,6 +13,7 @@ Values come from three places, later ones winning: the defaults here, a variable
 |                     | services' and trunks' own addresses                                                |
 | no_answer_timeout   | seconds of ringing before the call ends as 408 (20)                                |
 | no_response_timeout | seconds without any answer before a request ends as 408 (5)                        |
+| dialog_timeout      | an answered call without a BYE is forgotten after this many seconds (43200)        |
 | domain, default_expires, min_expires, max_expires, nonce_ttl | as the lab proxy's                        |
 
 Keys that only concern the lab's own process (host, port, http_port, name, relay, cdr_database,
@@ -82,10 +83,18 @@ class Paths:
 
 @dataclass(frozen=True)
 class Proxy:
-    """One Kamailio instance."""
+    """One Kamailio instance: SIP on UDP ``sip_port``, JSON-RPC over HTTP on TCP ``rpc_port`` (the next port)."""
 
     name: str
     sip_port: int
+
+    @property
+    def rpc_port(self) -> int:
+        return self.sip_port + 1
+
+    def rpc_url(self, host: str = "127.0.0.1") -> str:
+        """Where the platform API and the voice applications send JSON-RPC (``http://127.0.0.1:5061/RPC``)."""
+        return f"http://{host}:{self.rpc_port}/RPC"
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,7 @@ class Routing:
     trusted: tuple[str, ...] = ()
     no_answer_timeout: float = 20.0
     no_response_timeout: float = 5.0
+    dialog_timeout: float = 43200.0
     domain: str | None = None
     default_expires: int = 3600
     min_expires: int = 1
@@ -189,6 +199,8 @@ class Routing:
         for name in ("no_answer_timeout", "no_response_timeout"):
             if not 0 < getattr(self, name) <= 600:
                 raise RealStackError(f"{name} must be 0-600 seconds, got {getattr(self, name)}.")
+        if not 1 <= self.dialog_timeout <= 604800:
+            raise RealStackError(f"dialog_timeout must be 1-604800 seconds, got {self.dialog_timeout}.")
         if self.domain is not None and not re.match(r"^[A-Za-z0-9.-]{1,128}$", self.domain):
             raise RealStackError(f"domain '{self.domain}' must be a host name or IP address.")
         if not 1 <= self.min_expires <= self.max_expires or self.default_expires < 1:
@@ -267,7 +279,7 @@ class VoiceSettings:
         names = [p.name for p in self.proxies] + [r.name for r in self.relays]
         if len(set(names)) != len(names) or not all(_NAME.match(n) for n in names):
             raise RealStackError(f"Instance names must be distinct plain names, got {names}.")
-        ports: list[int] = [p.sip_port for p in self.proxies]
+        ports: list[int] = [port for p in self.proxies for port in (p.sip_port, p.rpc_port)]
         for relay in self.relays:
             ports += [relay.ng_port, relay.cli_port]
             if not 1024 <= relay.port_min < relay.port_max <= 65535 or relay.port_max - relay.port_min < 100:
@@ -278,13 +290,15 @@ class VoiceSettings:
         for port in ports:
             _check_port("port", port)
         if len(set(ports)) != len(ports):
-            raise RealStackError(f"SIP, ng and CLI ports must all differ, got {ports}.")
+            raise RealStackError(
+                f"SIP, JSON-RPC (SIP port + 1), ng and CLI ports must all differ, got {sorted(ports)}."
+            )
         ranges = sorted((r.port_min, r.port_max, r.name) for r in self.relays)
         for (_, high, first), (low, _, second) in itertools.pairwise(ranges):
             if low <= high:
                 raise RealStackError(f"The RTP port ranges of {first} and {second} overlap; give each its own.")
         if any(r.port_min <= port <= r.port_max for r in self.relays for port in ports):
-            raise RealStackError("A SIP/ng/CLI port lies inside an RTP port range; move one of them.")
+            raise RealStackError("A SIP/JSON-RPC/ng/CLI port lies inside an RTP port range; move one of them.")
         if self.shm_mb < 64 or self.pkg_mb < 4 or not 1 <= self.children <= 64:
             raise RealStackError("Kamailio needs shm_mb >= 64, pkg_mb >= 4 and 1-64 children.")
         self.routing.validate()
@@ -327,7 +341,7 @@ def routing_from(data: Any, *, source: str) -> Routing:
             )
         if "trusted" in data:
             changes["trusted"] = tuple(str(item) for item in data["trusted"] or [])
-        for key in ("no_answer_timeout", "no_response_timeout"):
+        for key in ("no_answer_timeout", "no_response_timeout", "dialog_timeout"):
             if key in data:
                 changes[key] = float(data[key])
         for key in ("default_expires", "min_expires", "max_expires", "nonce_ttl"):
@@ -481,6 +495,8 @@ def render_config(settings: VoiceSettings, proxy: Proxy, paths: Paths, template:
     values = {
         "proxy_name": proxy.name,
         "sip_port": str(proxy.sip_port),
+        "rpc_port": str(proxy.rpc_port),
+        "dialog_timeout": str(round(routing.dialog_timeout)),
         "host": settings.host,
         "domain": routing.domain or settings.domain,
         "run_dir": str(paths.instance_dir(proxy.name)),

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "lab" / "sip" / "scenarios"
 HOST = "127.0.0.1"
-USERS = {str(number): f"pw{number}" for number in range(1001, 1016)}
+USERS = {str(number): f"pw{number}" for number in range(1001, 1031)}  # 1016-1030: the JSON-RPC tests
 RING_TIMEOUT = 2.0  # the proxies' no_answer_timeout, short for the tests
 VOICEMAIL_USERS = ["1005", "1006", "1007"]  # users whose failed calls go to voicemail (8000)
 
@@ -170,14 +171,21 @@ def parse_msg(data: bytes) -> Msg:
 
 
 def digest(method: str, uri: str, user: str, password: str, challenge: str) -> str:
+    """The Authorization for a challenge with qop=auth (the lab proxy) or without qop (real Kamailio's default)."""
     params = dict(re.findall(r'(\w+)="?([^",]+)"?', challenge))
-    assert params.get("qop") == "auth", challenge
     cnonce, nc = os.urandom(4).hex(), "00000001"
 
     def md5(text: str) -> str:
         return hashlib.md5(text.encode()).hexdigest()
 
     ha1 = md5(f"{user}:{params['realm']}:{password}")
+    if "qop" not in params:
+        response = md5(f"{ha1}:{params['nonce']}:{md5(f'{method}:{uri}')}")
+        return (
+            f'Digest username="{user}", realm="{params["realm"]}", nonce="{params["nonce"]}", uri="{uri}", '
+            f'response="{response}", algorithm=MD5'
+        )
+    assert params["qop"] == "auth", challenge
     response = md5(f"{ha1}:{params['nonce']}:{nc}:{cnonce}:auth:{md5(f'{method}:{uri}')}")
     return (
         f'Digest username="{user}", realm="{params["realm"]}", nonce="{params["nonce"]}", uri="{uri}", '
@@ -208,8 +216,11 @@ class Phone:
     are queued for the test. Policies for an INVITE: answer (180 then 200 with SDP), busy (486), ring (180, then
     waits for CANCEL), ignore. It owns an RTP socket whose port its SDP advertises."""
 
-    def __init__(self, user: str = "", *, policy: str = "answer", proxy: tuple[str, int] | None = None) -> None:
+    def __init__(
+        self, user: str = "", *, policy: str = "answer", proxy: tuple[str, int] | None = None, password: str = ""
+    ) -> None:
         self.user = user
+        self.password = password or USERS.get(user, "")
         self.policy = policy
         self.proxy = proxy
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -355,7 +366,7 @@ class Phone:
             return first
         lines = self.headers("REGISTER", uri, f"sip:{self.user}@{HOST}", call_id, 2)
         lines[3] = f"To: <sip:{self.user}@{HOST}>"
-        answer = digest("REGISTER", uri, self.user, password or USERS[self.user], first.h("www-authenticate"))
+        answer = digest("REGISTER", uri, self.user, password or self.password, first.h("www-authenticate"))
         self.send("\r\n".join([*lines, f"Expires: {expires}", f"Authorization: {answer}"]) + "\r\n\r\n")
         return self.final()
 
@@ -381,7 +392,7 @@ class Phone:
         if answer.status == 407 and auth:
             self.send("\r\n".join(self._ack_lines(lines, answer)) + "\r\n\r\n")
             cseq = 2
-            credentials = digest("INVITE", uri, self.user, USERS[self.user], answer.h("proxy-authenticate"))
+            credentials = digest("INVITE", uri, self.user, self.password, answer.h("proxy-authenticate"))
             lines = self.headers("INVITE", uri, uri, call_id, cseq) + (extra or [])
             self.send("\r\n".join([*lines, *content, f"Proxy-Authorization: {credentials}"]) + "\r\n\r\n" + body)
             answer = self.expect(lambda m: m.status >= 180, final_timeout)
@@ -463,8 +474,8 @@ class Lab:
     directory: Path
     phones: list[Phone] = field(default_factory=list)
 
-    def phone(self, user: str = "", *, policy: str = "answer", twin: bool = False) -> Phone:
-        phone = Phone(user, policy=policy, proxy=self.twin_sip if twin else self.sip)
+    def phone(self, user: str = "", *, policy: str = "answer", twin: bool = False, password: str = "") -> Phone:
+        phone = Phone(user, policy=policy, proxy=self.twin_sip if twin else self.sip, password=password)
         self.phones.append(phone)
         return phone
 
@@ -1022,6 +1033,295 @@ def test_max_forwards_zero_is_too_many_hops(lab: Lab) -> None:
     ]
     phone.send("\r\n".join(lines) + "\r\n\r\n")
     assert phone.final().status == 483
+
+
+# --- the JSON-RPC control surface (POST /RPC, as Kamailio's jsonrpcs) -------------------------------------------
+def rpc(server: Server, method: str, params: list[Any], *, request_id: Any = 1) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, answer) of one JSON-RPC 2.0 request to the proxy's /RPC."""
+    payload: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params}
+    if request_id is not None:
+        payload["id"] = request_id
+    return post_json(f"{server.http}/RPC", json.dumps(payload).encode())
+
+
+def post_json(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def result(server: Server, method: str, params: list[Any]) -> Any:
+    status, answer = rpc(server, method, params)
+    assert status == 200 and "error" not in answer, f"{method} {params}: HTTP {status} {answer}"
+    return answer["result"]
+
+
+@contextlib.contextmanager
+def provisioned(server: Server, table: str, entries: dict[str, str]) -> Iterator[None]:
+    """htable.sets for the test, htable.delete afterwards (the proxies are shared by the module's tests)."""
+    for key, value in entries.items():
+        assert result(server, "htable.sets", [table, key, value]) == "Ok. Key set to new value."
+    try:
+        yield
+    finally:
+        for key in entries:
+            rpc(server, "htable.delete", [table, key])
+
+
+def test_htable_rpcs_answer_as_kamailios_jsonrpcs(lab: Lab) -> None:
+    proxy = lab.twin
+
+    assert rpc(proxy, "htable.sets", ["fwd", "1001", "1002"]) == (
+        200, {"jsonrpc": "2.0", "result": "Ok. Key set to new value.", "id": 1},
+    )  # fmt: skip
+    assert result(proxy, "htable.sets", ["routes", "0049", "sip:127.0.0.1:15200"]) == "Ok. Key set to new value."
+    assert result(proxy, "htable.sets", ["routes", "abc", "sip:1002@127.0.0.1"]) == "Ok. Key set to new value."
+    assert result(proxy, "htable.get", ["fwd", "1001"]) == {
+        "item": {"name": "1001", "value": "1002", "flags": 2, "expire": "NEVER"}
+    }
+    # the hash slots real Kamailio 5.6 showed for these keys (size=8): 28, 161 and 66
+    assert result(proxy, "htable.dump", ["fwd"]) == [
+        {"entry": 28, "size": 1, "slot": [{"name": "1001", "value": "1002", "type": "str"}]}
+    ]
+    assert [slot["entry"] for slot in result(proxy, "htable.dump", ["routes"])] == [66, 161]
+    assert result(proxy, "htable.dump", ["cli"]) == []
+    assert result(proxy, "htable.delete", ["fwd", "1001"]) == "Ok. Key deleted."
+    assert result(proxy, "htable.delete", ["routes", "0049"]) == "Ok. Key deleted."
+    assert result(proxy, "htable.delete", ["routes", "abc"]) == "Ok. Key deleted."
+    assert rpc(proxy, "htable.sets", ["fwd", "1001", "1002"], request_id=None) == (
+        200, {"jsonrpc": "2.0", "result": "Ok. Key set to new value."},
+    )  # fmt: skip
+    assert rpc(proxy, "htable.delete", ["fwd", "1001"], request_id="x")[1]["id"] == "x"
+
+    errors = {
+        ("htable.delete", ("fwd", "1001")): (404, 404, "Key not found in htable."),
+        ("htable.get", ("fwd", "1001")): (500, 500, "Key name doesn't exist in htable."),
+        ("htable.sets", ("nope", "a", "b")): (500, 500, "No such htable"),
+        ("htable.dump", ("nope",)): (500, 500, "No such htable"),
+        ("htable.sets", ("fwd", "1001")): (500, 500, "Not enough parameters (htable name, key name and value)"),
+        ("htable.sets", ("fwd", 1001, "1002")): (500, 500, "Not enough parameters (htable name, key name and value)"),
+        ("no.such", ()): (500, 500, "Method Not Found"),
+    }
+    for (method, params), (status, code, message) in errors.items():
+        assert rpc(proxy, method, list(params)) == (
+            status, {"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": 1},
+        ), (method, params)  # fmt: skip
+    invalid = {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": None}
+    assert post_json(f"{proxy.http}/RPC", b"not json") == (400, invalid)
+    assert post_json(f"{proxy.http}/RPC", b'{"jsonrpc": "2.0", "params": []}') == (400, invalid)
+    assert proxy.get("/health")["status"] == "ok"  # GET routes unchanged
+
+
+def test_fwd_makes_a_call_to_a_ring_b_and_the_cdr_keeps_the_number_dialled(lab: Lab) -> None:
+    from lab.voiceapps import rpc as voiceapps_rpc  # the voice applications' own client
+
+    a = lab.registered("1016")
+    b = lab.registered("1017")
+    caller = lab.phone("1018")
+    url = f"{lab.proxy.http}/RPC"
+
+    voiceapps_rpc.set_forwarding(url, "1016", "1017")
+    try:
+        dialog = caller.invite("1016")
+    finally:
+        voiceapps_rpc.clear_forwarding(url, "1016")
+
+    assert dialog.final.status == 200
+    invite = b.wait_request("INVITE")
+    assert invite.h("call-id") == dialog.call_id
+    assert invite.uri == f"sip:1017@{HOST}:{b.port}"
+    assert invite.h("to") == f"<sip:1016@{HOST}:{lab.sip[1]}>"
+    assert a.requests_of("INVITE") == []
+    assert caller.bye(dialog).status == 200
+    cdr = lab.cdr(dialog.call_id)
+    assert (cdr["disposition"], cdr["caller"], cdr["callee"]) == ("ANSWERED", "1018", "1016")
+    # Kamailio answers a missing key with HTTP 404 and error 404 (voiceapps' client reads the HTTP status first)
+    assert rpc(lab.proxy, "htable.delete", ["fwd", "1016"])[0] == 404
+    after = caller.invite("1016")
+    assert after.final.status == 200 and len(a.requests_of("INVITE")) == 1  # forwarding off: A rings again
+    assert caller.bye(after).status == 200
+
+
+def test_routes_send_the_longest_matching_prefix_to_its_target(lab: Lab) -> None:
+    user = lab.registered("1019")
+    caller = lab.phone("1018")
+    rules = {
+        "0077": f"sip:1019@{HOST}",  # a user of this domain: its registered contact
+        "00771": f"sip:ivr@{HOST}:{lab.ivr.port}",  # an application: as it is
+        "0088": f"sip:{HOST}:{lab.trunk.port}",  # a peer without user part: the number dialled is the user
+        "10": f"sip:ivr@{HOST}:{lab.ivr.port}",  # never used: users come first
+    }
+    with provisioned(lab.proxy, "routes", rules):
+        to_user = caller.invite("0077999")
+        to_ivr = caller.invite("00771234")
+        to_peer = caller.invite("0088555")
+        to_1019 = caller.invite("1019")
+
+    assert [d.final.status for d in (to_user, to_ivr, to_peer, to_1019)] == [200, 200, 200, 200]
+    assert [m.uri for m in user.requests_of("INVITE")] == [f"sip:1019@{HOST}:{user.port}"] * 2
+    ivr = next(m for m in lab.ivr.requests_of("INVITE") if m.h("call-id") == to_ivr.call_id)
+    assert ivr.uri == f"sip:ivr@{HOST}:{lab.ivr.port}"
+    peer = next(m for m in lab.trunk.requests_of("INVITE") if m.h("call-id") == to_peer.call_id)
+    assert peer.uri == f"sip:0088555@{HOST}:{lab.trunk.port}"
+    for dialog in (to_user, to_ivr, to_peer, to_1019):
+        assert caller.bye(dialog).status == 200
+    assert lab.cdr(to_user.call_id)["callee"] == "0077999"
+    assert result(lab.proxy, "htable.dump", ["routes"]) == []
+    assert counters(lab.proxy)["routed_calls"] >= 3
+
+
+def test_trunks_let_a_provisioned_account_register_and_call(lab: Lab) -> None:
+    from lab.platform.kamailio import HtableChange, KamailioRpc  # the platform API's own client
+
+    trunk = lab.phone("acme-trunk", password="s3cret-Trunk")
+    callee = lab.registered("1020")
+    assert trunk.register().status == 404
+    client = KamailioRpc([f"{lab.proxy.http}/RPC"], timeout=5)
+    try:
+        client.push([HtableChange("trunks", "acme-trunk", None, "s3cret-Trunk")])
+
+        assert trunk.register(password="wrong").status == 403
+        assert trunk.register().status == 200
+        dialog = trunk.invite("1020")
+        assert dialog.final.status == 200
+        assert callee.wait_request("INVITE").h("from").startswith("<sip:acme-trunk@")
+        assert trunk.bye(dialog).status == 200
+        inbound = lab.phone("1018").invite("acme-trunk")  # a registered trunk account is reachable by name
+        assert inbound.final.status == 200
+        assert trunk.wait_request("INVITE").h("call-id") == inbound.call_id
+    finally:
+        client.push([HtableChange("trunks", "acme-trunk", "s3cret-Trunk", None)])
+        client.close()
+    assert trunk.register().status == 404
+
+
+def test_cli_rewrites_the_callers_from_and_p_asserted_identity(lab: Lab) -> None:
+    callee = lab.registered("1021")
+    caller = lab.phone("1022")
+    with provisioned(lab.proxy, "cli", {"1022": "4930111"}):
+        dialog = caller.invite("1021", extra=[f"P-Asserted-Identity: <sip:1022@{HOST}>"])
+        other = lab.phone("1018").invite("1021")  # another caller keeps its own number
+
+    assert dialog.final.status == 200 and other.final.status == 200
+    invites = {m.h("call-id"): m for m in callee.requests_of("INVITE")}
+    assert invites[dialog.call_id].h("from") == f"<sip:4930111@{HOST}>;tag={caller.tag}"
+    assert invites[dialog.call_id].all("p-asserted-identity") == [f"<sip:4930111@{HOST}>"]
+    assert invites[other.call_id].h("from").startswith(f"<sip:1018@{HOST}>")
+    assert dialog.final.h("from") == f"<sip:1022@{HOST}>;tag={caller.tag}"  # the caller sees its own From
+    assert caller.bye(dialog).status == 200
+    bye = callee.wait_request("BYE")
+    assert bye.h("from") == f"<sip:4930111@{HOST}>;tag={caller.tag}"
+    cdr = lab.cdr(dialog.call_id)
+    assert (cdr["caller"], cdr["callee"], cdr["from_uri"]) == ("1022", "1021", f"sip:1022@{HOST}")
+    assert caller.seen[-1].h("from") == f"<sip:1022@{HOST}>;tag={caller.tag}"  # the BYE's 200, restored
+    assert lab.phone("1018").bye(other).status in (200, 481)
+
+
+def test_dlg_list_shows_a_live_call_as_kamailios_dialog_module(lab: Lab) -> None:
+    from lab.platform.kamailio import KamailioRpc, dialog_view
+
+    callee = lab.registered("1023")
+    caller = lab.phone("1024")
+    dialog = caller.invite("1023")
+    assert dialog.final.status == 200
+    callee.wait_request("ACK")
+    client = KamailioRpc([f"{lab.proxy.http}/RPC"], timeout=5)
+    try:
+        dialogs, failures = client.list_dialogs()
+    finally:
+        client.close()
+
+    assert failures == []
+    found = next(d for d in dialogs if d["call-id"] == dialog.call_id)
+    assert found["state"] == 4  # confirmed by the ACK
+    assert (found["from_uri"], found["to_uri"]) == (f"sip:1024@{HOST}", f"sip:1023@{HOST}:{lab.sip[1]}")
+    assert found["caller"]["tag"] == caller.tag and found["callee"]["tag"] == dialog.to_tag
+    assert found["caller"]["contact"] == f"sip:1024@{HOST}:{caller.port}"
+    assert found["callee"]["contact"] == f"sip:1023@{HOST}:{callee.port}"
+    assert found["h_entry"] == lab.proxy.get(f"/dialogs?call_id={dialog.call_id}")["dialogs"][0]["h_entry"]
+    assert 0 <= found["h_entry"] < 4096 and found["h_id"] > 0
+    assert abs(found["start_ts"] - time.time()) < 5
+    view = dialog_view(found)
+    assert (view["call_id"], view["state"], view["from"]) == (dialog.call_id, "answered", f"sip:1024@{HOST}")
+    assert caller.bye(dialog).status == 200
+    assert all(d["call-id"] != dialog.call_id for d in result(lab.proxy, "dlg.list", []))
+
+
+def test_dlg_end_dlg_sends_bye_to_both_phones_and_writes_an_answered_cdr(lab: Lab) -> None:
+    callee = lab.registered("1025")
+    caller = lab.phone("1026")
+    dialog = caller.invite("1025")
+    assert dialog.final.status == 200
+    callee.wait_request("ACK")
+    found = next(d for d in result(lab.proxy, "dlg.list", []) if d["call-id"] == dialog.call_id)
+    time.sleep(0.3)
+
+    assert result(lab.proxy, "dlg.end_dlg", [found["h_entry"], found["h_id"]]) == {}
+
+    to_caller, to_callee = caller.wait_request("BYE"), callee.wait_request("BYE")
+    assert to_caller.uri == f"sip:1026@{HOST}:{caller.port}"
+    assert (to_caller.tag("from"), to_caller.tag("to")) == (dialog.to_tag, caller.tag)
+    assert to_callee.uri == f"sip:1025@{HOST}:{callee.port}"
+    assert (to_callee.tag("from"), to_callee.tag("to")) == (caller.tag, dialog.to_tag)
+    assert to_callee.h("cseq") == f"{dialog.cseq + 1} BYE" and to_caller.h("cseq") == "1 BYE"
+    cdr = lab.cdr(dialog.call_id)
+    assert (cdr["disposition"], cdr["sip_code"], cdr["caller"], cdr["callee"]) == ("ANSWERED", 200, "1026", "1025")
+    assert 0.3 <= cdr["duration_s"] < 3
+    assert lab.proxy.get(f"/dialogs?call_id={dialog.call_id}")["dialogs"] == []
+    assert rpc(lab.proxy, "dlg.end_dlg", [found["h_entry"], found["h_id"]])[1]["error"] == {
+        "code": 404, "message": "Dialog not found",
+    }  # fmt: skip
+    assert rpc(lab.proxy, "dlg.end_dlg", ["x"])[1]["error"] == {"code": 500, "message": "Invalid parameters"}
+    eventually(lambda: not lab.relay.get(f"/sessions?call_id={dialog.call_id}")["sessions"], what="relay release")
+
+
+def test_dlg_end_dlg_leaves_a_ringing_call_alone_as_kamailio_does(lab: Lab) -> None:
+    lab.registered("1027", policy="ring")
+    caller = lab.phone("1028")
+    calls: queue.Queue[Dialog] = queue.Queue()
+    threading.Thread(target=lambda: calls.put(caller.invite("1027", final_timeout=RING_TIMEOUT + 3))).start()
+    ringing = eventually(
+        lambda: next((d for d in result(lab.proxy, "dlg.list", []) if d["caller"]["tag"] == caller.tag), None),
+        what="the ringing call in dlg.list",
+    )
+    assert ringing["state"] in (1, 2) and ringing["callee"]["tag"] is None and ringing["start_ts"] == 0
+
+    assert result(lab.proxy, "dlg.end_dlg", [ringing["h_entry"], ringing["h_id"]]) == {}
+
+    assert caller.requests_of("BYE") == []
+    assert calls.get(timeout=RING_TIMEOUT + 4).final.status == 408  # it ends by itself, unanswered
+
+
+def test_telco_transfer_makes_the_caller_receive_a_refer(lab: Lab) -> None:
+    callee = lab.registered("1029")
+    caller = lab.phone("1030")
+    dialog = caller.invite("1029")
+    assert dialog.final.status == 200
+    callee.wait_request("ACK")
+    target = f"sip:8100@{HOST}"
+
+    answer = result(lab.proxy, "telco.transfer", [dialog.call_id, target])
+
+    assert answer == {"call-id": dialog.call_id, "refer-to": target, "to": f"sip:1030@{HOST}:{caller.port}", "cseq": 1}
+    refer = caller.wait_request("REFER")
+    assert refer.uri == f"sip:1030@{HOST}:{caller.port}"
+    assert refer.h("refer-to") == f"<{target}>"
+    assert refer.h("referred-by") == f"<sip:1029@{HOST}:{lab.sip[1]}>"
+    assert (refer.tag("from"), refer.tag("to"), refer.h("call-id")) == (dialog.to_tag, caller.tag, dialog.call_id)
+    assert refer.h("cseq") == "1 REFER"
+    assert refer.h("contact") == f"<sip:{HOST}:{lab.sip[1]}>"
+    assert result(lab.proxy, "telco.transfer", [dialog.call_id, target])["cseq"] == 2  # the callee's next CSeq
+    assert rpc(lab.proxy, "telco.transfer", ["no-such-call", target])[1]["error"] == {
+        "code": 404, "message": "Dialog not found",
+    }  # fmt: skip
+    assert rpc(lab.proxy, "telco.transfer", [dialog.call_id, "not a uri"])[1]["error"] == {
+        "code": 500, "message": "Invalid parameters",
+    }  # fmt: skip
+    assert caller.bye(dialog).status == 200
+    assert counters(lab.proxy)["transfers"] >= 2
 
 
 # --- the relay on its own ------------------------------------------------------------------------------------

@@ -9,18 +9,25 @@ with its reason otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import select
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any, NoReturn
 
 import psycopg2
 import pytest
@@ -419,7 +426,7 @@ def test_an_instance_pair_starts_answers_and_stops_by_pid(short_root: Path) -> N
     settings = replace(
         VoiceSettings(),
         proxies=(Proxy("kamailio-t", 15962),),
-        relays=(Relay("rtpengine-t", 15963, 15964, 46000, 46999),),
+        relays=(Relay("rtpengine-t", 15965, 15966, 46000, 46999),),
         accounting=False,
         children=1,
     ).validate()
@@ -585,3 +592,394 @@ def test_a_smoke_call_registers_anchors_media_passes_dtmf_and_leaves_a_cdr(runni
     assert re.search(r"CDR \d+ for the answered call: ANSWERED 200, \S+ -> \S+, \d+\.\d+ s, kamailio-a", done.stdout)
     if any(rule.codes & {404} for rule in running_stack.routing.on_failure) and len(running_stack.routing.users) > 2:
         assert "unregistered: call to" in done.stdout
+
+
+# --- the JSON-RPC control surface (xhttp + jsonrpcs + dialog + htable) ------------------------------------------
+
+
+def test_each_instance_serves_json_rpc_over_http_on_the_next_port() -> None:
+    first, second = rendered(proxy=0), rendered(proxy=1)
+    settings = VoiceSettings()
+
+    assert [p.rpc_url() for p in settings.proxies] == ["http://127.0.0.1:5061/RPC", "http://127.0.0.1:5063/RPC"]
+    assert '#!substdef "!RPC_PORT!5061!g"' in first and '#!substdef "!RPC_PORT!5063!g"' in second
+    assert "listen=tcp:127.0.0.1:RPC_PORT" in first
+    for module in ("xhttp", "jsonrpcs", "jansson", "dialog", "uac", "htable"):
+        assert f'loadmodule "{module}.so"' in first
+    assert first.index('loadmodule "xhttp.so"') < first.index('loadmodule "jsonrpcs.so"')
+    route = first[first.index("event_route[xhttp:request]") :]
+    assert "jsonrpc_dispatch();" in route and '$var(rpc_method) == "telco.transfer"' in route
+    assert "if ($Rp != RPC_PORT)" in route
+
+
+def test_the_provisioning_htables_and_the_dialog_module_are_in_the_config() -> None:
+    text = rendered(replace(VoiceSettings(), routing=replace(Routing(), dialog_timeout=600)))
+
+    for table in ("fwd", "routes", "trunks", "cli"):
+        assert f'modparam("htable", "htable", "{table}=>size=8;")' in text
+    assert 'modparam("dialog", "default_timeout", 600)' in text
+    request_route = text[text.index("request_route {") : text.index("route[WITHINDLG]")]
+    assert request_route.index("dlg_manage();") < request_route.index("route(CLI);")
+    order = [request_route.index(f"route({name});") for name in ("FORWARD", "SERVICES", "USERS", "ROUTES", "TRUNKS")]
+    assert order == sorted(order)  # fwd first; routing rules after services/users, before the static trunks
+    assert 'uac_replace_from("sip:$var(cli)@$fd");' in text
+    assert "else if ($sht(trunks=>$tU) != $null) { $var(password) = $sht(trunks=>$tU); }" in text
+    assert "else if ($sht(trunks=>$au) != $null) { $var(password) = $sht(trunks=>$au); }" in text
+    local = text[text.index("event_route[tm:local-request]") :]
+    assert 'acc_db_request("200 Ended by dlg.end_dlg", "acc");' in local  # dlg.end_dlg BYEs end the CDR
+    assert '\\"tm.t_uac_start\\"' in text and '\\"dlg.list_match\\"' in text
+
+
+def test_a_json_rpc_port_that_clashes_is_refused() -> None:
+    settings = replace(VoiceSettings(), proxies=(Proxy("kamailio-a", 5060), Proxy("kamailio-b", 5061)))
+
+    with pytest.raises(RealStackError, match=re.escape("SIP, JSON-RPC (SIP port + 1), ng and CLI ports must all")):
+        settings.validate()
+
+
+def test_a_taken_json_rpc_port_is_named_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        settings = replace(VoiceSettings(), proxies=(Proxy("kamailio-a", port - 1),))
+
+        with pytest.raises(RealStackError, match=rf"TCP port 127\.0\.0\.1:{port} \(kamailio-a JSON-RPC\) is already"):
+            daemons.check_ports(settings, Paths(root=tmp_path))
+
+
+# --- the same RPCs against a real Kamailio --------------------------------------------------------------------
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip with the reason; under CI=true the real stack must run, so the test fails instead."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true needs the real stack: {reason}")
+    pytest.skip(reason)
+
+
+@dataclass
+class LiveKamailio:
+    settings: VoiceSettings
+    paths: Paths
+    cdr_db: CdrDatabase | None
+
+    @property
+    def proxy(self) -> Proxy:
+        return self.settings.proxies[0]
+
+    def rpc(self, method: str, params: list[Any], *, request_id: Any = 1) -> tuple[int, dict[str, Any]]:
+        payload: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params}
+        if request_id is not None:
+            payload["id"] = request_id
+        request = urllib.request.Request(
+            self.proxy.rpc_url(), data=json.dumps(payload).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def result(self, method: str, params: list[Any]) -> Any:
+        status, answer = self.rpc(method, params)
+        assert status == 200 and "error" not in answer, f"{method} {params}: HTTP {status} {answer}"
+        return answer["result"]
+
+    def cdr(self, call_id: str) -> dict[str, Any]:
+        assert self.cdr_db is not None
+        deadline = time.monotonic() + 5
+        while not (rows := database.cdrs(self.cdr_db, call_id=call_id, limit=1)):
+            assert time.monotonic() < deadline, f"no CDR for {call_id} within 5 s"
+            time.sleep(0.1)
+        return dict(rows[0])
+
+
+LIVE_USERS = {f"10{n:02d}": f"pw10{n:02d}" for n in range(1, 9)}
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveKamailio]:
+    """One Kamailio (SIP 15972, JSON-RPC 15973) and one RTPEngine on spare ports, accounting into a throw-away
+    database when PostgreSQL answers; stopped by PID afterwards."""
+    if KAMAILIO is None:
+        unavailable("kamailio is not installed (python -m realstack.voice install)")
+    if shutil.which("rtpengine") is None:
+        unavailable("rtpengine is not installed (python -m realstack.voice install)")
+    problem = postgres_problem()
+    db = None if problem else CdrDatabase(name=f"telco_voice_rpc_{uuid.uuid4().hex[:8]}")
+    root = Path(tempfile.mkdtemp(prefix="rsr"))
+    settings = replace(
+        VoiceSettings(),
+        proxies=(Proxy("kamailio-r", 15972),),
+        relays=(Relay("rtpengine-r", 15975, 15976, 47000, 47999),),
+        routing=Routing(users=LIVE_USERS, services={"8000": "sip:voicemail@127.0.0.1:15979"}, trunks=(), on_failure=()),
+        accounting=db is not None,
+        database=db or CdrDatabase(),
+        children=2,
+    ).validate()
+    paths = Paths(root=root)
+    try:
+        if db is not None:
+            database.ensure(db, report=lambda _: None)
+        daemons.start_relay(settings, settings.relays[0], paths, timeout=20)
+        daemons.start_proxy(settings, settings.proxies[0], paths, timeout=20)
+        yield LiveKamailio(settings, paths, db)
+    finally:
+        for name in ("kamailio-r", "rtpengine-r"):
+            daemons.stop(name, paths, grace=10)
+        if db is not None:
+            admin = database.connect(db, dbname="postgres")
+            admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
+            admin.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_real_kamailio_answers_the_htable_rpcs_as_the_lab_proxy_does(live: LiveKamailio) -> None:
+    assert live.rpc("htable.sets", ["fwd", "1001", "1002"]) == (
+        200, {"jsonrpc": "2.0", "result": "Ok. Key set to new value.", "id": 1},
+    )  # fmt: skip
+    assert live.result("htable.sets", ["routes", "0049", "sip:127.0.0.1:15200"]) == "Ok. Key set to new value."
+    assert live.result("htable.sets", ["routes", "abc", "sip:1002@127.0.0.1"]) == "Ok. Key set to new value."
+    assert live.result("htable.get", ["fwd", "1001"]) == {
+        "item": {"name": "1001", "value": "1002", "flags": 2, "expire": "NEVER"}
+    }
+    assert live.result("htable.dump", ["fwd"]) == [
+        {"entry": 28, "size": 1, "slot": [{"name": "1001", "value": "1002", "type": "str"}]}
+    ]
+    assert [slot["entry"] for slot in live.result("htable.dump", ["routes"])] == [66, 161]
+    assert live.result("htable.dump", ["cli"]) == []
+    assert live.result("htable.delete", ["fwd", "1001"]) == "Ok. Key deleted."
+    assert live.result("htable.delete", ["routes", "0049"]) == "Ok. Key deleted."
+    assert live.result("htable.delete", ["routes", "abc"]) == "Ok. Key deleted."
+    assert live.rpc("htable.sets", ["fwd", "1001", "1002"], request_id=None) == (
+        200, {"jsonrpc": "2.0", "result": "Ok. Key set to new value."},
+    )  # fmt: skip
+    assert live.rpc("htable.delete", ["fwd", "1001"], request_id="x")[1]["id"] == "x"
+    errors = {
+        ("htable.delete", ("fwd", "1001")): (404, 404, "Key not found in htable."),
+        ("htable.get", ("fwd", "1001")): (500, 500, "Key name doesn't exist in htable."),
+        ("htable.sets", ("nope", "a", "b")): (500, 500, "No such htable"),
+        ("htable.dump", ("nope",)): (500, 500, "No such htable"),
+        ("htable.sets", ("fwd", "1001")): (500, 500, "Not enough parameters (htable name, key name and value)"),
+        ("htable.sets", ("fwd", 1001, "1002")): (500, 500, "Not enough parameters (htable name, key name and value)"),
+        ("no.such", ()): (500, 500, "Method Not Found"),
+        ("dlg.end_dlg", (1, 2)): (404, 404, "Dialog not found"),
+        ("dlg.end_dlg", ("x",)): (500, 500, "Invalid parameters"),
+        ("telco.transfer", ("no-such-call", "sip:8000@127.0.0.1")): (404, 404, "Dialog not found"),
+        ("telco.transfer", ("x", "not a uri")): (500, 500, "Invalid parameters"),
+    }
+    for (method, params), (status, code, message) in errors.items():
+        got_status, answer = live.rpc(method, list(params))
+        assert (got_status, answer.get("error"), answer.get("id")) == (
+            status, {"code": code, "message": message}, 1,
+        ), (method, params)  # fmt: skip
+    assert live.result("dlg.list", []) == []
+
+
+def test_real_kamailio_lists_and_ends_a_live_pjsua2_call_with_byes_and_an_answered_cdr(
+    live: LiveKamailio, record_testsuite_property: Callable[[str, object], None]
+) -> None:
+    pytest.importorskip("pjsua2")
+    port = live.proxy.sip_port
+    arguments = {"proxy_port": port, "caller": ["1001", "pw1001"], "callee": ["1002", "pw1002"]}
+    child = subprocess.Popen(
+        [sys.executable, __file__, json.dumps(arguments)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])},
+    )  # fmt: skip
+    try:
+        ready = read_line(child, "READY ", timeout=20)
+        assert ready["registered"] == [200, 200], ready
+        dialog = next(d for d in live.result("dlg.list", []) if d["call-id"] == ready["call_id"])
+        assert dialog["state"] == 4
+        assert dialog["from_uri"] == "sip:1001@127.0.0.1" and dialog["to_uri"].startswith("sip:1002@127.0.0.1")
+        assert dialog["caller"]["tag"] and dialog["callee"]["tag"]
+        assert dialog["callee"]["contact"].startswith("sip:1002@127.0.0.1:")
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert live.result("dlg.end_dlg", [dialog["h_entry"], dialog["h_id"]]) == {}
+        record_testsuite_property("real_dlg_end_dlg_rpc_ms", round((time.monotonic() - started) * 1000, 1))
+        outcome = read_line(child, "RESULT ", timeout=20)
+    finally:
+        try:
+            stderr = child.communicate(timeout=15)[1]
+        except subprocess.TimeoutExpired:
+            child.kill()
+            stderr = child.communicate(timeout=10)[1]
+    assert child.returncode == 0, stderr[-2000:]
+    assert outcome["caller_bye"] and outcome["callee_bye"], outcome  # both phones got Kamailio's BYE
+    assert outcome["caller_states"][-1] == outcome["callee_states"][-1] == "DISCONNECTED"
+    assert all(d["call-id"] != ready["call_id"] for d in live.result("dlg.list", []))
+    if live.cdr_db is None:
+        pytest.skip(f"no CDR check: {postgres_problem()}")
+    cdr = live.cdr(ready["call_id"])
+    assert (cdr["disposition"], cdr["sip_code"], cdr["caller"], cdr["callee"]) == ("ANSWERED", 200, "1001", "1002")
+    assert cdr["duration_s"] >= 0.5
+    assert list(cdr) == list(database.CDR_COLUMNS)
+
+
+def test_real_kamailio_applies_fwd_routes_trunks_cli_and_transfer(live: LiveKamailio) -> None:
+    from test_lab_sip import Phone  # the raw-UDP phone of the lab proxy's tests (digest with or without qop)
+
+    sip = ("127.0.0.1", live.proxy.sip_port)
+    phones = [Phone(user, proxy=sip) for user in ("1003", "1004", "1005")]
+    trunk = Phone("acme-trunk", proxy=sip, password="s3cret-Trunk")
+    a, b, caller = phones
+    try:
+        assert [phone.register().status for phone in (a, b)] == [200, 200]
+        live.result("htable.sets", ["fwd", "1003", "1004"])
+        forwarded = caller.invite("1003")
+        live.result("htable.delete", ["fwd", "1003"])
+        assert forwarded.final.status == 200 and a.requests_of("INVITE") == []
+        assert b.wait_request("INVITE").h("call-id") == forwarded.call_id
+        assert caller.bye(forwarded).status == 200
+
+        live.result("htable.sets", ["routes", "0077", "sip:1003@127.0.0.1"])
+        routed = caller.invite("0077123")
+        live.result("htable.delete", ["routes", "0077"])
+        assert routed.final.status == 200
+        assert a.wait_request("INVITE").h("to") == f"<sip:0077123@127.0.0.1:{live.proxy.sip_port}>"
+        assert caller.bye(routed).status == 200
+
+        assert trunk.register().status == 404
+        live.result("htable.sets", ["trunks", "acme-trunk", "s3cret-Trunk"])
+        assert trunk.register().status == 200
+        live.result("htable.delete", ["trunks", "acme-trunk"])
+
+        live.result("htable.sets", ["cli", "1005", "4930111"])
+        presented = caller.invite("1004", extra=["P-Asserted-Identity: <sip:1005@127.0.0.1>"])
+        live.result("htable.delete", ["cli", "1005"])
+        invite = next(m for m in b.requests_of("INVITE") if m.h("call-id") == presented.call_id)
+        assert invite.h("from") == f"<sip:4930111@127.0.0.1>;tag={caller.tag}"
+        assert invite.all("p-asserted-identity") == ["<sip:4930111@127.0.0.1>"]
+        assert presented.final.h("from") == f"<sip:1005@127.0.0.1>;tag={caller.tag}"
+
+        b.wait_request("ACK")
+        time.sleep(0.2)
+        answer = live.result("telco.transfer", [presented.call_id, "sip:8000@127.0.0.1"])
+        assert answer["refer-to"] == "sip:8000@127.0.0.1" and answer["cseq"] == 1
+        refer = caller.wait_request("REFER")
+        assert refer.h("refer-to") == "<sip:8000@127.0.0.1>"
+        assert (refer.tag("from"), refer.tag("to"), refer.h("cseq")) == (presented.to_tag, caller.tag, "1 REFER")
+        assert caller.bye(presented).status == 200
+    finally:
+        for phone in (*phones, trunk):
+            phone.close()
+
+
+def read_line(child: subprocess.Popen[str], prefix: str, *, timeout: float) -> dict[str, Any]:
+    """The JSON after ``prefix`` on the child's next such stdout line (other lines are pjsip's own)."""
+    assert child.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([child.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        line = child.stdout.readline()
+        if not line:
+            break
+        if line.startswith(prefix):
+            return dict(json.loads(line[len(prefix) :]))
+    child.kill()
+    stderr = child.communicate(timeout=10)[1] or ""
+    raise AssertionError(f"no {prefix.strip()} line from the pjsua2 process within {timeout} s:\n{stderr[-2000:]}")
+
+
+# --- the pjsua2 subprocess ------------------------------------------------------------------------------------
+
+
+def _pjsua_call(arguments: dict[str, Any]) -> None:  # pragma: no cover - runs in a subprocess
+    """Two pjsua2 accounts register, one calls the other; READY once confirmed, RESULT once both hung up."""
+    import pjsua2 as pj
+
+    port = arguments["proxy_port"]
+    result: dict[str, Any] = {"caller_states": [], "callee_states": [], "caller_bye": False, "callee_bye": False}
+    endpoint = pj.Endpoint()
+    endpoint.libCreate()
+    config = pj.EpConfig()
+    config.uaConfig.threadCnt = 0
+    config.uaConfig.mainThreadOnly = True
+    config.logConfig.level = 1
+    config.logConfig.consoleLevel = 1
+    config.medConfig.noVad = True
+    endpoint.libInit(config)
+    transport = pj.TransportConfig()
+    transport.boundAddress = transport.publicAddress = "127.0.0.1"
+    endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+    endpoint.libStart()
+    endpoint.audDevManager().setNullDev()
+    endpoint.codecSetPriority("PCMU/8000", 255)
+
+    def pump(seconds: float, until: Callable[[], bool] = lambda: False) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not until():
+            endpoint.libHandleEvents(10)
+
+    class Call(pj.Call):  # type: ignore[misc]
+        def __init__(self, account: Any, side: str, call_id: int = pj.PJSUA_INVALID_ID) -> None:
+            super().__init__(account, call_id)
+            self.side = side
+
+        def onCallState(self, prm: Any) -> None:
+            result[f"{self.side}_states"].append(self.getInfo().stateText)
+            with contextlib.suppress(Exception):
+                state = prm.e.body.tsxState
+                if prm.e.type == pj.PJSIP_EVENT_TSX_STATE and state.type == pj.PJSIP_EVENT_RX_MSG:
+                    result[f"{self.side}_bye"] |= state.src.rdata.wholeMsg.startswith("BYE ")
+
+    class Account(pj.Account):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.code = 0
+            self.calls: list[Call] = []
+
+        def onRegState(self, prm: Any) -> None:
+            self.code = prm.code
+
+        def onIncomingCall(self, prm: Any) -> None:
+            call = Call(self, "callee", prm.callId)
+            self.calls.append(call)
+            answer = pj.CallOpParam()
+            answer.statusCode = 200
+            call.answer(answer)
+
+    accounts = []
+    for user, password in (arguments["caller"], arguments["callee"]):
+        account_config = pj.AccountConfig()
+        account_config.idUri = f"sip:{user}@127.0.0.1"
+        account_config.regConfig.registrarUri = f"sip:127.0.0.1:{port}"
+        account_config.sipConfig.proxies.append(f"sip:127.0.0.1:{port};lr")
+        account_config.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", user, 0, password))
+        account_config.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+        account_config.mediaConfig.transportConfig.publicAddress = "127.0.0.1"
+        account = Account()
+        account.create(account_config)
+        accounts.append(account)
+    pump(5, lambda: all(a.code for a in accounts))
+    caller = Call(accounts[0], "caller")
+    caller.makeCall(f"sip:{arguments['callee'][0]}@127.0.0.1:{port}", pj.CallOpParam(True))
+    pump(5, lambda: "CONFIRMED" in result["caller_states"] and "CONFIRMED" in result["callee_states"])
+    info = caller.getInfo()
+    ready = {"call_id": info.callIdString, "registered": [a.code for a in accounts]}
+    sys.stdout.write("READY " + json.dumps(ready) + "\n")
+    sys.stdout.flush()
+
+    def hung_up() -> bool:
+        return all(
+            states and states[-1] == "DISCONNECTED" for states in (result["caller_states"], result["callee_states"])
+        )
+
+    pump(15, hung_up)
+    sys.stdout.write("RESULT " + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    del caller
+    for account in accounts:
+        account.calls.clear()
+        account.shutdown()
+    pump(0.3)
+    endpoint.libDestroy()
+
+
+if __name__ == "__main__":  # pragma: no cover - the pjsua2 test's subprocess
+    _pjsua_call(json.loads(sys.argv[1]))
