@@ -6,6 +6,7 @@ decides both where a stand-in listens and where the tests look for it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -54,6 +55,7 @@ class Program:
     health: HealthCheck = field(default_factory=HealthCheck)
     files: dict[str, str] = field(default_factory=dict)
     databases: list[str] = field(default_factory=list)  # SQLAlchemy URLs created before it starts (PostgreSQL)
+    autostart: bool = True  # False: `up` leaves it stopped; start it later (it needs something started after the lab)
 
 
 @dataclass(frozen=True)
@@ -92,11 +94,12 @@ def load(variables_file: str | Path | None = None) -> LabConfig:
         raise LabConfigError(
             f"LAB_PROGRAMS in '{path}' names unknown programs {unknown}. Known: {', '.join(PROGRAMS)}."
         )
+    deferred = set(values.get("LAB_DEFERRED") or [])
     return LabConfig(
         variables_file=path,
         supervisor_host=supervisor_host,
         supervisor_port=supervisor_port,
-        programs=[PROGRAMS[name](values, path) for name in wanted],
+        programs=[dataclasses.replace(PROGRAMS[name](values, path), autostart=name not in deferred) for name in wanted],
     )
 
 
@@ -331,7 +334,43 @@ def _platform(values: dict[str, Any], path: Path) -> Program:
     )
 
 
+def _voice_apps(values: dict[str, Any], path: Path) -> Program:
+    """The platform's voice applications: voicemail, callback, forwarding, two-factor codes (SIP + SMPP)."""
+    sip_host, sip_port = _host_port(f"sip://{values.get('LAB_VOICEAPPS_SIP', '127.0.0.1:15100')}", path)
+    proxy = str(_required(values, "SIP_PROXY", path))
+    proxy_host, proxy_port = _host_port(f"sip://{proxy}", path)
+    apps = dict(_required(values, "LAB_APPS_SMPP_ACCOUNT", path))
+    http_port = sip_port + 1
+    config = {
+        "sip": {"host": sip_host, "port": sip_port, "proxy": f"sip:{proxy}", "domain": str(values["SIP_DOMAIN"])},
+        "smpp": {
+            "host": str(_required(values, "SMPP_HOST", path)),
+            "port": int(_required(values, "SMPP_PORT", path)),
+            "system_id": str(apps["system_id"]),
+            "password": str(apps["password"]),
+            "short_code": str(_required(values, "SMS_SHORT_CODE", path)),
+        },
+        "subscribers": {
+            str(phone["user"]): str(phone["msisdn"])
+            for worker in _required(values, "SIP_ACCOUNTS", path)
+            for phone in worker
+        },
+        "forwarding_rpc": f"http://{proxy_host}:{proxy_port + 1}/RPC",
+        "recordings": str(RUN_DIR / "voicemail"),
+        "http_port": http_port,
+        "voicemail_max_seconds": int(values.get("LAB_VOICEMAIL_MAX_SECONDS", 60)),
+    }
+    return Program(
+        name="voiceapps",
+        command=[sys.executable, "-m", "lab.voiceapps", "--config", "{run_dir}/voiceapps.json"],
+        environment={"PYTHONPATH": f"{ROOT / 'libraries'}:{ROOT}"},
+        health=HealthCheck(http=f"http://{sip_host}:{http_port}/health"),
+        files={"voiceapps.json": json.dumps(config, indent=2)},
+    )
+
+
 PROGRAMS: dict[str, Callable[[dict[str, Any], Path], Program]] = {
+    "voiceapps": _voice_apps,
     "sip-a": _sip_proxy("sip-a", "SIP_PROXY"),
     "sip-b": _sip_proxy("sip-b", "SIP_PROXY_B"),
     "relay-a": _relay(0),

@@ -73,11 +73,13 @@ class Lab:
             self._start_supervisord(timeout)
             marker.write_text(str(self.config.variables_file), encoding="utf-8")
         rpc = self._rpc()
+        deferred = {program.name for program in self.config.programs if not program.autostart}
         for info in rpc.supervisor.getAllProcessInfo():
-            if info["statename"] not in ("RUNNING", "STARTING"):
+            if info["statename"] not in ("RUNNING", "STARTING") and info["name"] not in deferred:
                 self._start_program(info["name"])
         for program in self.config.programs:
-            self._wait_healthy(program, timeout)
+            if program.autostart:
+                self._wait_healthy(program, timeout)
         return self.status()
 
     def down(self, timeout: timedelta = timedelta(seconds=20)) -> list[int]:
@@ -253,7 +255,7 @@ class Lab:
                 "command=" + " ".join(_quote(part.replace("{run_dir}", str(self.run_dir))) for part in program.command),
                 f"directory={ROOT}",
                 "environment=" + ",".join(f'{key}="{_escape(value)}"' for key, value in environment.items()),
-                "autostart=true",
+                f"autostart={'true' if program.autostart else 'false'}",
                 "autorestart=false",
                 "startsecs=1",
                 "startretries=0",

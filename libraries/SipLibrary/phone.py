@@ -429,6 +429,19 @@ class PhoneCall(pj.Call):
         self.phone.record_message(prm)
 
 
+# Each phone's transport address ("127.0.0.1:40123") -> the phone, for incoming calls sent to its contact.
+PHONES_BY_ADDRESS: dict[str, SipPhone] = {}
+
+
+def request_uri_address(message: str) -> str:
+    """``host:port`` of the Request-URI in a SIP request's first line, or an empty string."""
+    parts = message.split("\n", 1)[0].strip().split(" ")
+    if len(parts) < 3 or not parts[1].lower().startswith(("sip:", "sips:")):
+        return ""
+    hostport = parts[1].split(":", 1)[1].split("@", 1)[-1].split(";", 1)[0].split("?", 1)[0].split(">", 1)[0]
+    return hostport if ":" in hostport.rsplit("]", 1)[-1] else f"{hostport}:5060"
+
+
 class _Account(pj.Account):
     """The phone's pjsua2 account: hears incoming calls, registration results and SIP MESSAGEs."""
 
@@ -439,7 +452,10 @@ class _Account(pj.Account):
 
     @guarded
     def onIncomingCall(self, prm: Any) -> None:  # noqa: N802 - pjsua2 callback name
-        self.phone.incoming_call(prm)
+        # pjsua picks the account by the To header; a call forwarded or diverted by a proxy keeps the To of the
+        # number dialled, so it would land on that phone. The phone it was really sent to owns the R-URI's address.
+        addressed = request_uri_address(str(prm.rdata.wholeMsg))
+        PHONES_BY_ADDRESS.get(addressed, self.phone).incoming_call(prm)
 
     @guarded
     def onRegState(self, prm: Any) -> None:  # noqa: N802
@@ -498,6 +514,7 @@ class SipPhone:
             ) from None
         self.host.transports.add(self.transport_id)
         self.local_address = str(ep.transportGetInfo(self.transport_id).localName)
+        PHONES_BY_ADDRESS[self.local_address] = self
         suffix = ";transport=tcp" if config.transport == "tcp" else ""
         self.contact_uri = f"sip:{config.user}@{self.local_address}{suffix}"
         domain = config.domain or self.local_address
@@ -643,6 +660,8 @@ class SipPhone:
 
     def close(self, timeout: float) -> list[str]:
         """Hang up, unregister, release every pjsua2 object of the phone. Never raises; returns what went wrong."""
+        if PHONES_BY_ADDRESS.get(self.local_address) is self:
+            del PHONES_BY_ADDRESS[self.local_address]
         problems: list[str] = []
         if not self.host.started or self.account is None:
             return problems

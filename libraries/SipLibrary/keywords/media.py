@@ -14,6 +14,7 @@ from robotlibcore import keyword
 from SipLibrary.errors import SipError
 from SipLibrary.keywords.base import SipComponent
 from SipLibrary.quality import wav_info
+from SipLibrary.tones import write_dtmf_wav
 
 FlowDirection = Literal["both", "sent", "received"]
 RECORDING_CLOSE = 2.0
@@ -117,6 +118,29 @@ class MediaKeywords(SipComponent):
             f"Recording of {target.handle}: '{info['path']}', {info['duration']:g} s, RMS {info['rms_dbfs']} dBFS."
         )
         return info
+
+    @keyword(name="Create DTMF Tone WAV File")
+    def create_dtmf_tone_wav_file(
+        self,
+        digits: str,
+        path: str,
+        *,
+        tone: timedelta = timedelta(milliseconds=120),
+        gap: timedelta = timedelta(milliseconds=120),
+    ) -> str:
+        """Writes ``digits`` as in-band DTMF tones (8 kHz, 16-bit mono) to ``path``; returns the path.
+
+        Played into a call with `Play WAV File`, the digits travel as audio, not as RTP events or SIP INFO:
+        what hears them proves that media really flowed.
+
+        | ${wav}= | `Create DTMF Tone WAV File` | 4711 | ${OUTPUT_DIR}/4711.wav |
+        | `Play WAV File` | alice | ${wav} |
+        """
+        written = write_dtmf_wav(
+            digits, path, tone_ms=int(tone.total_seconds() * 1000), gap_ms=int(gap.total_seconds() * 1000)
+        )
+        logger.info(f"Wrote DTMF tones '{digits}' to {written}.")
+        return str(written)
 
     @keyword(name="Get WAV File Info")
     def get_wav_file_info(self, path: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -224,6 +225,7 @@ class CarrierKeywords(SmppComponent):
         to: str | None = None,
         sender: str | None = None,
         text: str | None = None,
+        text_regex: str | None = None,
         coding: CodingName | None = None,
         parts: int | None = None,
         timeout: timedelta | None = None,
@@ -232,6 +234,7 @@ class CarrierKeywords(SmppComponent):
         """Waits until the carrier has a complete message matching every given criterion; returns it.
 
         ``to``/``sender`` match the addresses (a leading ``+`` ignored), ``text`` the whole joined text,
+        ``text_regex`` a regular expression searched in it (for texts with times or codes in them),
         ``coding`` ``gsm7``/``ucs2``/``latin1``, ``parts`` the number of parts. On failure the message
         quotes what was expected and lists what the carrier did get.
 
@@ -239,6 +242,10 @@ class CarrierKeywords(SmppComponent):
         | ${sms}= | `Carrier Should Have Received SMS` | to=${TO} | parts=3 | timeout=10s |
         """
         wanted_coding = parse_coding(coding).label if coding and coding != "auto" else None
+        try:
+            pattern = re.compile(text_regex) if text_regex is not None else None
+        except re.error as error:
+            raise ValueError(f"text_regex '{text_regex}' is not a valid regular expression: {error}.") from None
         api = self.ctx.carrier().api
         seconds = self.ctx.seconds(timeout)
         seen: list[dict[str, Any]] = []
@@ -249,6 +256,7 @@ class CarrierKeywords(SmppComponent):
                 and (to is None or _number(item["destination"]) == _number(to))
                 and (sender is None or _number(item["source"]) == _number(sender))
                 and (text is None or item["text"] == text)
+                and (pattern is None or pattern.search(item["text"]) is not None)
                 and (wanted_coding is None or item["coding"] == wanted_coding)
                 and (parts is None or item["parts"] == parts)
             )
@@ -267,6 +275,7 @@ class CarrierKeywords(SmppComponent):
                 ("to", to),
                 ("from", sender),
                 ("text", text),
+                ("text matching", text_regex),
                 ("coding", wanted_coding),
                 ("parts", parts),
             )

@@ -152,3 +152,31 @@ def test_wav_info_measures_length_and_loudness(tone_wav: Path, tmp_path: Path) -
         wav_info(tmp_path / "text.wav")
     with pytest.raises(ValueError, match="does not exist"):
         wav_info(tmp_path / "missing.wav")
+
+
+def test_dtmf_tone_wav_holds_each_digit_as_two_tones(tmp_path: Path) -> None:
+    import wave
+
+    from SipLibrary.tones import write_dtmf_wav
+
+    path = write_dtmf_wav("4711", tmp_path / "tones.wav", tone_ms=100, gap_ms=100, lead_ms=0)
+    with wave.open(str(path)) as wav:
+        assert (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) == (8000, 2, 1)
+        assert wav.getnframes() == 4 * 1600
+    with pytest.raises(ValueError, match="must be 0-9"):
+        write_dtmf_wav("12x", tmp_path / "bad.wav")
+
+
+@pytest.mark.parametrize(
+    ("first_line", "address"),
+    [
+        ("INVITE sip:1003@127.0.0.1:43846;ob SIP/2.0\r\nVia: x", "127.0.0.1:43846"),
+        ("INVITE sip:carol@example.net SIP/2.0", "example.net:5060"),
+        ("INVITE sips:[::1]:5061;transport=tls SIP/2.0", "[::1]:5061"),
+        ("SIP/2.0 200 OK", ""),
+    ],
+)
+def test_request_uri_address_names_the_phone_a_call_was_sent_to(first_line: str, address: str) -> None:
+    from SipLibrary.phone import request_uri_address
+
+    assert request_uri_address(first_line) == address
