@@ -29,13 +29,15 @@ WITH invites AS (
     WHERE method = 'INVITE'
     ORDER BY callid, id
 ), byes AS (
-    SELECT callid, min(coalesce(start_ts, event_ts)) AS bye_ts
+    SELECT callid, min(coalesce(start_ts, event_ts)) AS bye_ts, min(id) AS bye_id
     FROM {schema}.acc
     WHERE method = 'BYE'
     GROUP BY callid
 )
 SELECT
-    i.id,
+    -- the row that completed the record: a CDR's id grows in the order CDRs appear, as the lab's do, so a
+    -- reader that remembers the last id it saw (the platform's webhook poller) never skips a long call
+    CASE WHEN i.sip_code LIKE '2%' THEN b.bye_id ELSE i.id END AS id,
     i.callid AS call_id,
     i.from_uri,
     i.to_uri,

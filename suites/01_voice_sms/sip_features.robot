@@ -65,6 +65,35 @@ Blind Transfer Connects The Caller To A Third Phone
     Wait Until Call State    carol    CONFIRMED
     Incoming Caller ID Should Be    carol    ${alice}
 
+Callee's Rejection Code Reaches The Caller
+    [Documentation]    A callee declining with 603 Decline: the caller's call ends with that code.
+    A Registered Phone    alice    0
+    ${bob}=    A Registered Phone    bob    1
+    Phone Calls    alice    ${bob}
+    Wait For Incoming Call    bob
+    Reject Call    bob    code=603
+    Wait Until Call State    alice    DISCONNECTED    status=603
+
+Custom Headers Reach The Callee
+    [Documentation]    A header the caller adds to the INVITE arrives at the callee through the proxy.
+    A Registered Phone    alice    0
+    ${bob}=    A Registered Phone    bob    1
+    Call    alice    ${bob}    headers=${{ {'X-Campaign-Id': 'C-42'} }}
+    ${invite}=    Wait For Incoming Call    bob
+    Should Be Equal    ${invite}[headers][X-Campaign-Id]    C-42
+
+Audio Played By One Phone Is Recorded By The Other With A Good MOS
+    [Documentation]    Tones played into the call are recorded on the far side (not silent), and the RTP figures
+    ...    of the clean loopback call give an MOS estimate of at least 4.
+    A Registered Phone    alice    0
+    ${bob}=    A Registered Phone    bob    1
+    A Call Between    alice    bob    ${bob}
+    Recorded Audio Should Not Be Silent    alice    bob
+    ${stats}=    Get RTP Statistics    bob
+    Should Be True
+    ...    ${stats}[mos] >= 4.0
+    ...    A clean loopback call should have an MOS of at least 4, got ${stats}[mos].
+
 SIP MESSAGE Is Delivered Through The Proxy
     [Documentation]    An instant message from one registered phone reaches the other.
     A Registered Phone    alice    0
@@ -79,6 +108,18 @@ Malformed Number Is Refused Before Anything Is Sent
 
 
 *** Keywords ***
+Recorded Audio Should Not Be Silent
+    [Documentation]    ``player`` plays tones while ``recorder`` records; the recording holds a second or more of sound.
+    [Arguments]    ${player}    ${recorder}
+    ${wav}=    Create DTMF Tone WAV File    123456789    ${OUTPUT_DIR}${/}play-${player}.wav
+    Start Recording Call    ${recorder}    ${OUTPUT_DIR}${/}recorded-${recorder}.wav
+    Play WAV File    ${player}    ${wav}
+    Media Should Be Flowing    ${recorder}    min_packets=100
+    Stop Recording    ${recorder}
+    ${info}=    Get WAV File Info    ${OUTPUT_DIR}${/}recorded-${recorder}.wav
+    Should Be True    ${info}[duration] >= 1.0 and ${info}[rms_dbfs] > -50
+    ...    The recording should hold the played tones; it has ${info}[duration] s at ${info}[rms_dbfs] dBFS.
+
 DTMF Should Reach The Other Phone
     [Documentation]    A call between two phones; ``1234#`` sent one way with ``method`` arrives that way.
     [Arguments]    ${method}

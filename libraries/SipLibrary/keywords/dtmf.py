@@ -45,17 +45,23 @@ class DtmfKeywords(SipComponent):
         target = self.ctx.call(alias, call)
         if target.state not in (CallState.CONFIRMED, CallState.EARLY, CallState.CONNECTING):
             raise SipError(f"DTMF needs a connected call, but {target.describe()} is not.")
-        prm = pj.CallSendDtmfParam()
-        prm.method = METHODS[kind]
-        prm.digits = text
         before = len(target.info_results)
-        try:
-            target.sendDtmf(prm)
-        except pj.Error as error:
-            raise SipError(f"pjsua2 could not send DTMF '{text}' on {target.describe()}: {error.reason}.") from None
+        # SIP INFO: one digit per request, each answered before the next is sent, as phones do: overlapping
+        # requests of a dialog can overtake each other in a multi-worker proxy and be refused (500 Invalid CSeq).
+        batches = list(text) if kind == "info" else [text]
+        seconds = self.ctx.seconds(timeout)
+        for sent, batch in enumerate(batches, start=1):
+            prm = pj.CallSendDtmfParam()
+            prm.method = METHODS[kind]
+            prm.digits = batch
+            try:
+                target.sendDtmf(prm)
+            except pj.Error as error:
+                raise SipError(f"pjsua2 could not send DTMF '{text}' on {target.describe()}: {error.reason}.") from None
+            if kind == "info":
+                wanted = before + sent
+                self.ctx.wait(lambda: len(target.info_results) >= wanted, seconds)  # noqa: B023 - used at once
         if kind == "info":
-            seconds = self.ctx.seconds(timeout)
-            self.ctx.wait(lambda: len(target.info_results) >= before + len(text), seconds)
             answers = target.info_results[before:]
             refused = [(code, reason) for code, reason in answers if not 200 <= code < 300]
             if refused:

@@ -294,15 +294,19 @@ class CarrierKeywords(SmppComponent):
         self,
         expected: int,
         *,
+        to: str | None = None,
         raw: bool = False,
         timeout: timedelta | None = None,
         message: str | None = None,
     ) -> None:
         """Waits up to ``timeout`` for the carrier to hold exactly ``expected`` messages (``raw=True``: submit
-        PDUs of any status); fails at once when there are already more.
+        PDUs of any status), only those for ``to`` when given; fails at once when there are already more.
+
+        Parallel tests share the carrier: count by ``to`` (a number of the test's own) unless the carrier is
+        the test's alone.
 
         | `Carrier Message Count Should Be` | 3 |
-        | `Carrier Message Count Should Be` | 0 | timeout=0s |
+        | `Carrier Message Count Should Be` | 1000 | to=${recipient} | timeout=60s |
         """
         api = self.ctx.carrier().api
         seconds = self.ctx.seconds(timeout)
@@ -310,14 +314,19 @@ class CarrierKeywords(SmppComponent):
 
         def count() -> bool:
             submits = api.submits()
-            counts[0] = len(submits) if raw else len(group_messages(submits))
+            items = submits if raw else group_messages(submits)
+            if to is not None:
+                items = [item for item in items if _number(item["destination"]) == _number(to)]
+            counts[0] = len(items)
             return counts[0] >= expected
 
         self.ctx.wait_for(count, seconds)
         if counts[0] != expected:
             what = "submit PDUs" if raw else "messages"
+            scope = f" for {to}" if to is not None else ""
             raise AssertionError(
-                message or f"The carrier should have {expected} {what} but it has {counts[0]} (waited {seconds:g} s)."
+                message
+                or f"The carrier should have {expected} {what}{scope} but it has {counts[0]} (waited {seconds:g} s)."
             )
 
     @keyword(name="Clear Carrier Messages")
