@@ -510,7 +510,7 @@ def test_secrets_are_masked_in_every_log_line(
     text = "\n".join(record.getMessage() for record in robot_log.records)
     assert "GET /consumers/acme/key-auth/*** -> 200" in text
     assert "'kong-admin-token': '***'" in text.lower()
-    for secret in (TOKEN, key, "jwt-secret-9a8b", token):
+    for secret in (TOKEN, key.value, "jwt-secret-9a8b", token):
         assert secret not in text
 
 
@@ -618,7 +618,7 @@ def test_key_auth_through_the_gateway_and_status_failure_text(library: KongLibra
     key = run(library, "Create Key Auth Credential", "acme")["key"]
     response = run(library, "call_through_gateway", "GET", "/billing/health", consumer_key=key, host="api.example.com")
     assert response.status_code == 200
-    assert response.json()["headers"]["apikey"] == key
+    assert response.json()["headers"]["apikey"] == key.value
     anonymous = run(library, "call_through_gateway", "GET", "/billing/health", host="api.example.com")
     with pytest.raises(AssertionError) as caught:
         run(library, "gateway_response_status_should_be", anonymous, 200)
@@ -626,7 +626,7 @@ def test_key_auth_through_the_gateway_and_status_failure_text(library: KongLibra
         "GET /billing/health through the gateway should have answered HTTP 200 but answered "
         "HTTP 401: No API key found in request"
     )
-    assert [c["key"] for c in run(library, "Get Key Auth Credentials", "acme")] == [key]
+    assert [c["key"].value for c in run(library, "Get Key Auth Credentials", "acme")] == [key.value]
     run(library, "Delete Key Auth Credential", "acme", key)
     assert run(library, "Get Key Auth Credentials", "acme") == []
 
@@ -1200,7 +1200,7 @@ def test_standin_updates_and_plugin_switches(kong: tuple[KongLibrary, str], echo
     run(library, "create_consumer", f"ann-{tag}")
     assert run(library, "update_consumer", f"ann-{tag}", custom_id=f"c-{tag}")["custom_id"] == f"c-{tag}"
     credential = run(library, "Create Key Auth Credential", f"ann-{tag}", f"key-{tag}")
-    assert run(library, "Get Key Auth Credential", f"ann-{tag}", credential["id"])["key"] == f"key-{tag}"
+    assert run(library, "Get Key Auth Credential", f"ann-{tag}", credential["id"])["key"].value == f"key-{tag}"
     limit = run(library, "add_plugin", "rate-limiting", route=f"up-{tag}", config={"minute": 5, "policy": "local"})
     assert run(library, "update_plugin_config", limit["id"], {"minute": 7})["config"]["minute"] == 7
     response = run(library, "wait_until_route_answers", f"/up-{tag}", expected_status=200)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from robot.api import logger
+from robot.api.types import Secret
 from robotlibcore import keyword
 
 from KongLibrary.context import segment
@@ -23,7 +24,8 @@ class CredentialKeywords(KongComponent):
     def create_key_auth_credential(self, consumer: str, key: str | None = None, *, tags: Tags = None) -> dict[str, Any]:
         """Gives consumer ``consumer`` an API key for the ``key-auth`` plugin and returns the credential.
 
-        Without ``key`` Kong generates one; it is in ``${credential}[key]``. The key is masked in the log.
+        Without ``key`` Kong generates one; it is in ``${credential}[key]`` as a Robot ``Secret`` (shown as
+        ``<secret>`` wherever Robot logs it); `Call Through Gateway` and `Wait Until Route Answers` take it as it is.
 
         | ${credential}= | `Create Key Auth Credential` | acme |
         | ${response}= | `Call Through Gateway` | GET | /billing/health | consumer_key=${credential}[key] |
@@ -34,7 +36,7 @@ class CredentialKeywords(KongComponent):
             "POST", f"/consumers/{segment(consumer)}/key-auth", json_body=body, expected=(201, 200)
         )
         self.ctx.add_secret(credential.get("key"))
-        return credential
+        return hide_key(credential)
 
     @keyword(name="Get Key Auth Credentials")
     def get_key_auth_credentials(self, consumer: str) -> list[dict[str, Any]]:
@@ -42,27 +44,34 @@ class CredentialKeywords(KongComponent):
         credentials = self.ctx.list_all(f"/consumers/{segment(consumer)}/key-auth")
         for credential in credentials:
             self.ctx.add_secret(credential.get("key"))
-        return credentials
+        return [hide_key(credential) for credential in credentials]
 
     @keyword(name="Get Key Auth Credential")
-    def get_key_auth_credential(self, consumer: str, credential: str) -> dict[str, Any]:
+    def get_key_auth_credential(self, consumer: str, credential: Secret | str) -> dict[str, Any]:
         """Returns consumer ``consumer``'s ``key-auth`` credential ``credential`` (its id or the key itself)."""
+        credential = reveal(credential)
         self.ctx.add_secret(None if is_uuid(credential) else credential)
-        return self.ctx.admin("GET", f"/consumers/{segment(consumer)}/key-auth/{segment(credential)}", expected=(200,))
+        found = self.ctx.admin("GET", f"/consumers/{segment(consumer)}/key-auth/{segment(credential)}", expected=(200,))
+        self.ctx.add_secret(found.get("key"))
+        return hide_key(found)
 
     @keyword(name="Update Key Auth Credential")
-    def update_key_auth_credential(self, consumer: str, credential: str, **fields: Any) -> dict[str, Any]:
+    def update_key_auth_credential(self, consumer: str, credential: Secret | str, **fields: Any) -> dict[str, Any]:
         """Changes the given fields of a ``key-auth`` credential (``PATCH``), e.g. ``key=`` or ``tags=``."""
         if not fields:
             raise ValueError("Update Key Auth Credential needs at least one field to change, e.g. key=new-key.")
+        credential = reveal(credential)
         self.ctx.add_secret(None if is_uuid(credential) else credential)
-        self.ctx.add_secret(fields.get("key"))
+        if "key" in fields:
+            fields["key"] = reveal(fields["key"])
+            self.ctx.add_secret(fields["key"])
         path = f"/consumers/{segment(consumer)}/key-auth/{segment(credential)}"
-        return self.ctx.admin("PATCH", path, json_body=fields, expected=(200,))
+        return hide_key(self.ctx.admin("PATCH", path, json_body=fields, expected=(200,)))
 
     @keyword(name="Delete Key Auth Credential")
-    def delete_key_auth_credential(self, consumer: str, credential: str) -> None:
+    def delete_key_auth_credential(self, consumer: str, credential: Secret | str) -> None:
         """Deletes consumer ``consumer``'s ``key-auth`` credential ``credential`` (its id or the key itself)."""
+        credential = reveal(credential)
         self.ctx.add_secret(None if is_uuid(credential) else credential)
         self.ctx.admin("DELETE", f"/consumers/{segment(consumer)}/key-auth/{segment(credential)}", expected=(204, 200))
 
@@ -165,3 +174,14 @@ class CredentialKeywords(KongComponent):
         self.ctx.add_secret(token)
         logger.info(f"Signed a JWT for key '{credential['key']}' with claims {sorted(payload)}.")
         return token
+
+
+def hide_key(credential: dict[str, Any]) -> dict[str, Any]:
+    """The credential with its ``key`` as a Robot ``Secret``, so that assigning it logs ``<secret>``, not the key."""
+    key = credential.get("key")
+    return {**credential, "key": Secret(key)} if isinstance(key, str) else credential
+
+
+def reveal(value: Secret | str) -> str:
+    """The text of a key given as a Robot ``Secret`` or as plain text."""
+    return value.value if isinstance(value, Secret) else str(value)

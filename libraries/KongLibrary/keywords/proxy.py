@@ -9,10 +9,12 @@ from typing import Any, Literal
 
 import requests
 from robot.api import logger
+from robot.api.types import Secret
 from robotlibcore import keyword
 from telco_common import wait_until
 
 from KongLibrary.keywords.base import KongComponent
+from KongLibrary.keywords.credentials import reveal
 
 Window = Literal["second", "minute", "hour", "day", "month", "year"]
 WINDOW_HEADER = re.compile(r"^x-ratelimit-(limit|remaining)-(second|minute|hour|day|month|year)$", re.IGNORECASE)
@@ -27,7 +29,7 @@ class ProxyKeywords(KongComponent):
         method: str,
         path: str,
         *,
-        consumer_key: str | None = None,
+        consumer_key: Secret | str | None = None,
         jwt: str | None = None,
         headers: dict[str, str] | None = None,
         json: Any = None,
@@ -140,7 +142,7 @@ class ProxyKeywords(KongComponent):
         expected_status: int | None = None,
         host: str | None = None,
         headers: dict[str, str] | None = None,
-        consumer_key: str | None = None,
+        consumer_key: Secret | str | None = None,
         jwt: str | None = None,
         key_name: str = "apikey",
     ) -> requests.Response:
@@ -188,15 +190,16 @@ class ProxyKeywords(KongComponent):
     def _headers(
         self,
         headers: dict[str, str] | None,
-        consumer_key: str | None,
+        consumer_key: Secret | str | None,
         jwt: str | None,
         host: str | None,
         key_name: str,
     ) -> dict[str, str]:
         merged = {str(name): str(value) for name, value in (headers or {}).items()}
-        if consumer_key:
-            self.ctx.add_secret(consumer_key)
-            merged[key_name] = consumer_key
+        key = reveal(consumer_key) if consumer_key is not None else None
+        if key:
+            self.ctx.add_secret(key)
+            merged[key_name] = key
         if jwt:
             self.ctx.add_secret(jwt)
             merged["Authorization"] = f"Bearer {jwt}"

@@ -7,6 +7,7 @@ skipped; ``SIP_REQUIRE_KAMAILIO=1`` (or ``CI=true``) turns the skip into a failu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -63,13 +64,15 @@ def answers_options(port: int) -> bool:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+    """SIGTERM the process group (Kamailio's children too), then SIGKILL it if it lingers."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
         try:
             process.wait(5)
+            break
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+            continue
 
 
 @dataclass
@@ -108,6 +111,7 @@ def start_kamailio(run_dir: Path, *, rtpengine_ng: int | None = None) -> tuple[s
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: stop() takes the children down with the master
     )
     deadline = time.monotonic() + 10
     while not answers_options(port):
@@ -152,6 +156,7 @@ def kamailio_with_rtpengine(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         ],
         stdout=(run_dir / "rtpengine.log").open("wb"),
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 10
