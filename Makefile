@@ -39,7 +39,7 @@ system-packages:
 	@tools/system-packages
 
 # --- the two commands ----------------------------------------------------------------------------
-demo: setup
+demo: setup system-packages
 	tools/run-suites --vars $(VARS) --processes $(PROCESSES) suites
 
 test: setup system-packages
@@ -52,17 +52,17 @@ test: setup system-packages
 unit: setup
 	BILLING_TEST_POSTGRES_URL=$$($(PY) tools/postgres.py url) $(PY) -m pytest -q
 
-suites: setup
+suites: setup system-packages
 	tools/run-suites --vars $(VARS) --processes $(PROCESSES) suites
 
-phase: setup
+phase: setup system-packages
 	@d=$$(ls -d suites/0$(N)_* 2>/dev/null | head -n 1); \
 	test -n "$$d" || { echo "No phase $(N): use N=1..5"; exit 2; }; \
 	tools/run-suites --vars $(VARS) --processes $(PROCESSES) --out results/phase-$(N) "$$d"
 
 # The real-stack profile: the same suites, only those tagged `realstack`, against real servers.
 # Where a real server is missing it is skipped with a message; under CI (CI=true) that is a failure.
-realstack: setup
+realstack: setup system-packages
 	tools/realstack-run --processes $(PROCESSES)
 
 # --- quality -------------------------------------------------------------------------------------
