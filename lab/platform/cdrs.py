@@ -10,67 +10,20 @@ disposition, sip_code, proxy``; times naive UTC.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Engine,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    create_engine,
-    event,
-    make_url,
-)
+from sqlalchemy import Engine
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+from lab.sip.cdr import cdrs, make_engine, metadata
 
-metadata = MetaData()
-cdrs = Table(
-    "cdrs",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("call_id", String(255), nullable=False, index=True),
-    Column("from_uri", String(255), nullable=False),
-    Column("to_uri", String(255), nullable=False),
-    Column("caller", String(64), nullable=False, index=True),
-    Column("callee", String(64), nullable=False, index=True),
-    Column("start_time", DateTime, nullable=False),
-    Column("answer_time", DateTime, nullable=True),
-    Column("end_time", DateTime, nullable=False),
-    Column("duration_s", Float, nullable=False),
-    Column("disposition", String(16), nullable=False),
-    Column("sip_code", Integer, nullable=False),
-    Column("proxy", String(64), nullable=False),
-)
+__all__ = ["COLUMNS", "as_utc", "cdrs", "make_cdr_engine", "metadata", "naive_utc"]
+
 COLUMNS = tuple(column.name for column in cdrs.columns)
 
 
 def make_cdr_engine(url: str) -> Engine:
-    """An engine for reading ``cdr_database`` (WAL-friendly SQLite readers, or PostgreSQL); creates the table."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
-    else:
-        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
-        )
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            try:
-                cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-                cursor.execute("PRAGMA journal_mode = WAL")
-            finally:
-                cursor.close()
-
+    """An engine for reading ``cdr_database`` (the proxy's own engine set-up); creates the table when missing."""
+    engine = make_engine(url, shared_threads=True)
     # checkfirst: an existing table, or the real stack's view of the same name, is left alone
     metadata.create_all(engine, checkfirst=True)
     return engine

@@ -112,13 +112,18 @@ def _naive(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, shared_threads: bool = False) -> Engine:
+    """An engine for ``cdr_database``: PostgreSQL, or SQLite in WAL mode with a busy timeout (the billing
+    service and the other proxy share the file). ``shared_threads``: connections used from several threads."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+        return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4 if shared_threads else 2)
     if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    if shared_threads:
+        connect_args["check_same_thread"] = False
+    engine = create_engine(parsed, connect_args=connect_args)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
