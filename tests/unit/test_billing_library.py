@@ -15,7 +15,8 @@ from assertionengine import AssertionOperator
 from BillingLibrary import BillingApiError, BillingLibrary, BillingUnreachableError
 from BillingLibrary.context import BillingContext, Operation
 from BillingLibrary.keywords.base import money
-from BillingLibrary.keywords.operations import OperationKeywords, _check_rejection
+from BillingLibrary.keywords.operations import OperationKeywords
+from telco_common.rejection import check_refusal
 
 from lab.billing.app import create_app
 
@@ -143,11 +144,11 @@ def test_operations_over_the_limit_are_named() -> None:
 
 def test_rejection_checks_status_and_field() -> None:
     error = BillingApiError("Create Customer (POST /customers)", 409, {"error": {"field": "email", "message": "taken"}})
-    assert _check_rejection("Create Customer", error, 409, "email")["field"] == "email"
+    assert check_refusal("Create Customer", error, 409, "email")["field"] == "email"
     with pytest.raises(AssertionError, match="should have been rejected with HTTP 422 but got HTTP 409: taken"):
-        _check_rejection("Create Customer", error, 422, "email")
+        check_refusal("Create Customer", error, 422, "email")
     with pytest.raises(AssertionError, match="naming field 'phone' but the API named 'email'"):
-        _check_rejection("Create Customer", error, 409, "phone")
+        check_refusal("Create Customer", error, 409, "phone")
 
 
 @pytest.mark.parametrize(("given", "sent"), [(Decimal("10"), "10.00"), ("7.5", "7.50"), (3, "3.00")])

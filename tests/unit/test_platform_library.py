@@ -27,8 +27,8 @@ import uvicorn
 from assertionengine import AssertionOperator
 from PlatformLibrary import PlatformApiError, PlatformLibrary, PlatformUnreachableError
 from PlatformLibrary.context import PlatformContext
-from PlatformLibrary.keywords.operations import check_rejection
 from robot.api.types import Secret
+from telco_common.rejection import check_refusal as check_rejection
 
 from lab.platform import create_app
 from lab.platform.config import parse

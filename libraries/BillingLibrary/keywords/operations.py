@@ -8,10 +8,9 @@ from html import escape
 from typing import Any
 
 from robot.api import logger
-from robot.libraries.BuiltIn import BuiltIn
 from robotlibcore import keyword
+from telco_common.rejection import expect_refusal
 
-from BillingLibrary.errors import BillingApiError
 from BillingLibrary.keywords.base import BillingComponent
 
 
@@ -71,23 +70,18 @@ class OperationKeywords(BillingComponent):
 
         | ${error}= | `Billing Should Reject` | 409 | email | Create Customer | Ann | ${taken_email} | +254700000009 |
         """
-        if field is not None and field.upper() in ("", "NONE"):
-            field = None
-        self.ctx.last_error = None
-        try:
-            BuiltIn().run_keyword(keyword_name, *args)
-        except Exception as failure:
-            error = self.ctx.last_error
-            if error is None:
-                raise AssertionError(
-                    f"'{keyword_name}' should have been rejected by the billing API with HTTP {status}, "
-                    f"but it failed before an answer: {failure}"
-                ) from None
-            return _check_rejection(keyword_name, error, status, field)
-        raise AssertionError(
-            f"'{keyword_name}' should have been rejected by the billing API with HTTP {status}"
-            f"{_field_text(field)}, but it succeeded."
+        return expect_refusal(
+            "the billing API",
+            status,
+            field,
+            keyword_name,
+            args,
+            last_error=lambda: self.ctx.last_error,
+            forget_error=self._forget_error,
         )
+
+    def _forget_error(self) -> None:
+        self.ctx.last_error = None
 
     @keyword
     def use_billing_token(self, token: str) -> str:
@@ -108,25 +102,6 @@ class OperationKeywords(BillingComponent):
     def get_billing_health(self) -> dict[str, Any]:
         """Returns the billing service's health document (``status``, ``database``); needs no token."""
         return self.ctx.request("GET", f"{self.ctx.service_root}/health", expected=(200,))
-
-
-def _check_rejection(keyword_name: str, error: BillingApiError, status: int, field: str | None) -> dict[str, Any]:
-    if error.status != status:
-        raise AssertionError(
-            f"'{keyword_name}' should have been rejected with HTTP {status} but got HTTP {error.status}: "
-            f"{error.api_message}"
-        )
-    if field is not None and error.field != field:
-        raise AssertionError(
-            f"'{keyword_name}' should have been rejected naming field '{field}' but the API named "
-            f"'{error.field}': {error.api_message}"
-        )
-    logger.info(f"Rejected as expected: HTTP {error.status} field '{error.field}': {error.api_message}")
-    return error.as_dict()
-
-
-def _field_text(field: str | None) -> str:
-    return f" naming field '{field}'" if field else ""
 
 
 def _percentile(sorted_values: list[float], percent: float) -> float:

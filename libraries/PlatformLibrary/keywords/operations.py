@@ -8,10 +8,9 @@ from typing import Any
 
 from robot.api import logger
 from robot.api.types import Secret
-from robot.libraries.BuiltIn import BuiltIn
 from robotlibcore import keyword
+from telco_common.rejection import expect_refusal
 
-from PlatformLibrary.errors import PlatformApiError
 from PlatformLibrary.keywords.base import PlatformComponent
 
 
@@ -42,23 +41,18 @@ class OperationKeywords(PlatformComponent):
         | `Platform Should Reject` | 403 | account | Create Trunk | main | +254711000001 |
         | `Platform Should Reject` | 422 | variables.code | Render SMS Template | ${template}[id] |
         """
-        if field is not None and field.upper() in ("", "NONE"):
-            field = None
-        self.ctx.last_error = None
-        try:
-            BuiltIn().run_keyword(keyword_name, *args)
-        except Exception as failure:
-            error = self.ctx.last_error
-            if error is None:
-                raise AssertionError(
-                    f"'{keyword_name}' should have been rejected by the platform API with HTTP {status}, "
-                    f"but it failed before an answer: {failure}"
-                ) from None
-            return check_rejection(keyword_name, error, status, field)
-        raise AssertionError(
-            f"'{keyword_name}' should have been rejected by the platform API with HTTP {status}"
-            f"{f' naming field {field!r}' if field else ''}, but it succeeded."
+        return expect_refusal(
+            "the platform API",
+            status,
+            field,
+            keyword_name,
+            args,
+            last_error=lambda: self.ctx.last_error,
+            forget_error=self._forget_error,
         )
+
+    def _forget_error(self) -> None:
+        self.ctx.last_error = None
 
     @keyword
     def get_platform_health(self) -> dict[str, Any]:
@@ -96,18 +90,3 @@ class OperationKeywords(PlatformComponent):
                 f"{len(slow)} of {len(operations)} platform API calls should have taken less than "
                 f"{limit.total_seconds():g} s but took longer:\n{listed}"
             )
-
-
-def check_rejection(keyword_name: str, error: PlatformApiError, status: int, field: str | None) -> dict[str, Any]:
-    if error.status != status:
-        raise AssertionError(
-            f"'{keyword_name}' should have been rejected with HTTP {status} but got HTTP {error.status}: "
-            f"{error.api_message}"
-        )
-    if field is not None and error.field != field:
-        raise AssertionError(
-            f"'{keyword_name}' should have been rejected naming field '{field}' but the API named "
-            f"'{error.field}': {error.api_message}"
-        )
-    logger.info(f"Rejected as expected: HTTP {error.status} field '{error.field}': {error.api_message}")
-    return error.as_dict()
