@@ -19,11 +19,11 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lab.billing import service
 from lab.billing.db import dialect_label, make_engine, make_sessionmaker
-from lab.billing.errors import ApiError, UnavailableError, error_body
+from lab.billing.errors import ApiError, UnavailableError
 from lab.billing.models import Base
 from lab.billing.schemas import (
     BalanceFigures,
@@ -61,6 +61,7 @@ from lab.billing.schemas import (
     VoucherOut,
     VoucherStatus,
 )
+from lab.http_errors import BlankQueryMiddleware, InternalErrorMiddleware, error_response
 
 logger = logging.getLogger("lab.billing")
 
@@ -94,10 +95,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 _STATUS_CODES = {401: "unauthorized", 404: "not_found", 409: "conflict", 422: "validation_error"}
 
 
-def _error(
-    status: int, code: str, field: str | None, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(error_body(status, code, field, message), status_code=status, headers=headers)
+_error = error_response
 
 
 # --- middleware -----------------------------------------------------------------------------------------
@@ -139,48 +137,6 @@ class BearerAuthMiddleware:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-class BlankQueryMiddleware:
-    """Drops query parameters with an empty value, so ``?site=&status=`` means "no filter", not a bad value."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        query: bytes = scope.get("query_string", b"") if scope["type"] == "http" else b""
-        if query:
-            kept = [pair for pair in query.split(b"&") if pair.partition(b"=")[2]]
-            scope = {**scope, "query_string": b"&".join(kept)}
-        await self.app(scope, receive, send)
-
-
-class InternalErrorMiddleware:
-    """Turns any unhandled exception into the contract's ``500 internal_error`` body; the traceback goes to the log."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_tracking)
-        except Exception:
-            logger.exception("Unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            if started:
-                raise
-            response = _error(500, "internal_error", None, "internal error; the service log has the details")
-            await response(scope, receive, send)
 
 
 # --- exception handlers ---------------------------------------------------------------------------------
@@ -568,7 +524,7 @@ def create_app(database_url: str, admin_token: str, fault_injection: bool = Fals
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     # Added last = outermost: auth answers before anything else; errors inside become 500 bodies.
     app.add_middleware(BlankQueryMiddleware)
-    app.add_middleware(InternalErrorMiddleware)
+    app.add_middleware(InternalErrorMiddleware, log=logger)
     app.add_middleware(BearerAuthMiddleware, token=admin_token)
 
     @app.get("/health", tags=["health"], responses={503: {"model": ErrorOut, "description": "Database down"}})

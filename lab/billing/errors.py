@@ -45,8 +45,3 @@ class UnavailableError(ApiError):
 
 class InjectedFaultError(RuntimeError):
     """Raised on purpose by the lab-only fault injection to prove that a failure part-way rolls back."""
-
-
-def error_body(status: int, code: str, field: str | None, message: str) -> dict[str, dict[str, object]]:
-    """The contract's error body: ``{"error": {"status", "code", "field", "message"}}``."""
-    return {"error": {"status": status, "code": code, "field": field, "message": message}}

@@ -24,15 +24,16 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lab.billing.db import dialect_label, make_engine, make_sessionmaker
+from lab.http_errors import BlankQueryMiddleware, InternalErrorMiddleware, error_response
 from lab.platform import accounts, messaging, voice
 from lab.platform.accounts import Caller, account_id, ensure_account, find_account
 from lab.platform.cdrs import make_cdr_engine
 from lab.platform.config import PlatformConfig
 from lab.platform.context import Platform
-from lab.platform.errors import ApiError, UnavailableError, error_body
+from lab.platform.errors import ApiError, UnavailableError
 from lab.platform.kamailio import KamailioRpc
 from lab.platform.models import (
     Account,
@@ -129,10 +130,7 @@ _STATUS_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "
 _BODY_TYPE_ERRORS = {"model_attributes_type", "dict_type", "model_type"}
 
 
-def _error(
-    status: int, code: str, field: str | None, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(error_body(status, code, field, message), status_code=status, headers=headers)
+_error = error_response
 
 
 # --- middleware -----------------------------------------------------------------------------------------
@@ -166,48 +164,6 @@ class ConsumerMiddleware:
                 return
             scope.setdefault("state", {})["caller"] = Caller(username or str(consumer_id), consumer_id)
         await self.app(scope, receive, send)
-
-
-class BlankQueryMiddleware:
-    """Drops query parameters with an empty value, so ``?call_id=&since=`` means "no filter"."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        query: bytes = scope.get("query_string", b"") if scope["type"] == "http" else b""
-        if query:
-            kept = [pair for pair in query.split(b"&") if pair.partition(b"=")[2]]
-            scope = {**scope, "query_string": b"&".join(kept)}
-        await self.app(scope, receive, send)
-
-
-class InternalErrorMiddleware:
-    """Turns any unhandled exception into the contract's ``500 internal_error`` body; the traceback goes to the log."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_tracking)
-        except Exception:
-            logger.exception("Unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            if started:
-                raise
-            response = _error(500, "internal_error", None, "internal error; the service log has the details")
-            await response(scope, receive, send)
 
 
 # --- exception handlers ---------------------------------------------------------------------------------
@@ -725,7 +681,7 @@ def create_app(config: PlatformConfig, *, workers: bool = True) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     # Added last = outermost: the consumer check answers first; errors inside become 500 bodies.
     app.add_middleware(BlankQueryMiddleware)
-    app.add_middleware(InternalErrorMiddleware)
+    app.add_middleware(InternalErrorMiddleware, log=logger)
     app.add_middleware(ConsumerMiddleware)
 
     @app.get("/health", tags=["health"], responses={503: {"model": ErrorOut, "description": "Database down"}})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class ApiError(Exception):
     """A rejected request: ``status``/``code`` for the response, ``field`` names the offending request field."""
@@ -79,8 +77,3 @@ class UnavailableError(ApiError):
 
     status = 503
     code = "internal_error"
-
-
-def error_body(status: int, code: str, field: str | None, message: str) -> dict[str, dict[str, Any]]:
-    """The contract's error body: ``{"error": {"status", "code", "field", "message"}}``."""
-    return {"error": {"status": status, "code": code, "field": field, "message": message}}
